@@ -1,0 +1,1 @@
+"""The ``bci`` command line."""

@@ -1,0 +1,84 @@
+"""Shared CLI plumbing: error reporting, verbosity, subject-range parsing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+
+import typer
+from click.exceptions import ClickException, Exit
+
+from bci_toolkit.errors import BCIError
+
+
+@dataclass
+class _State:
+    verbose: bool = False
+
+
+STATE = _State()
+
+
+def run_app(app: typer.Typer, argv: list[str]) -> int:
+    """Run ``app`` and turn :class:`BCIError` into ``error: <message>`` with exit code 2."""
+    verbose = "--verbose" in argv or "-v" in argv[:1]
+    if not verbose:
+        os.environ.setdefault("MNE_LOGGING_LEVEL", "ERROR")
+        logging.getLogger("mne").setLevel(logging.ERROR)
+    try:
+        app(args=argv, prog_name="bci", standalone_mode=False)
+    except BCIError as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exit as exc:
+        return exc.exit_code
+    except ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure is a bug: say so, briefly
+        if verbose:
+            traceback.print_exc()
+        else:
+            print(f"error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
+                  file=sys.stderr)
+        return 1
+    return 0
+
+
+def parse_int_list(text: str, what: str) -> list[int]:
+    """Parse ``"1-3,7"`` into ``[1, 2, 3, 7]``; name ``what`` in the error."""
+    from bci_toolkit.errors import UnknownNameError
+
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo, hi = (int(p) for p in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                out.extend(range(lo, hi + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise UnknownNameError(
+                f"--{what}: cannot parse {part!r}; expected integers and ranges like '1-10,12'"
+            ) from None
+    if not out:
+        raise UnknownNameError(f"--{what}: empty list; expected integers and ranges like '1-10'")
+    return sorted(dict.fromkeys(out))
+
+
+DATA_DIR_OPTION = typer.Option(
+    None, "--data-dir", help="Data folder (overrides BCI_DATA_DIR and MNE's data folder)."
+)
