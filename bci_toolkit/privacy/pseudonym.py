@@ -1,0 +1,164 @@
+"""Keyed pseudonyms, keyed date shifts, annotation redaction and LSL stream info.
+
+Pseudonyms are HMAC-SHA256 under a project secret: the same subject always gets the same
+pseudonym, and without the secret nobody can link a pseudonym back to a subject (nor test a
+guess, as one could against a plain hash).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+from bci_toolkit.errors import PrivacyError
+from bci_toolkit.privacy.policy import PrivacyPolicy
+
+MIN_SECRET_BYTES = 16
+PSEUDONYM_RE = re.compile(r"^(sub|src|ses|f)-[0-9a-f]{16}$")
+# Dates move back by 5 to 15 years: far enough to hide the real date, close enough that
+# recent recordings stay inside the EDF date range (1985-2084).
+SHIFT_MIN_DAYS = 5 * 365
+SHIFT_SPAN_DAYS = 10 * 365
+MARKER = "bci-anon"
+REDACTED = "redacted"
+# Event codes decoders need; any other free text is removed unless keep_annotations.
+EVENT_CODE_RE = re.compile(
+    r"^(?:[A-Za-z]{0,3}\s?\d{1,5}|BAD_[A-Za-z0-9_]*|EDGE|boundary|bad|"
+    r"rest|left|right|left_hand|right_hand|hands|feet|tongue|target|nontarget|"
+    r"stimulus/\w{1,8}|response/\w{1,8}|\d+(?:\.\d+)?\s?Hz)$",
+    re.IGNORECASE,
+)
+# LSL stream-info fields that identify a machine, a person or a session.
+_STREAM_PSEUDO = {"source_id": "src", "uid": "src", "session_id": "ses"}
+_STREAM_DROP = {"hostname", "host", "ip", "address", "v4address", "v6address", "mac",
+                "serial", "serial_number", "experimenter", "operator", "user", "username"}
+_SUBJECT_KEYS = {"subject", "subject_id", "participant", "participant_id", "patient", "his_id"}
+_SUBJECT_DROP = {"name", "first_name", "last_name", "middle_name", "birthday", "birthdate",
+                 "dob", "age", "sex", "gender", "hand", "handedness", "weight", "height"}
+
+
+def load_secret(policy: PrivacyPolicy | None = None, env: Mapping[str, str] | None = None) -> bytes:
+    """The project pseudonym secret, from the variable named by ``policy.pseudonym_secret_env``.
+
+    Raises
+    ------
+    PrivacyError
+        The variable is unset or too short (fewer than 16 bytes).
+    """
+    policy = PrivacyPolicy() if policy is None else policy
+    env = os.environ if env is None else env
+    name = policy.pseudonym_secret_env
+    value = env.get(name, "")
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        raise PrivacyError(
+            f"anonymisation needs a project secret of at least {MIN_SECRET_BYTES} characters "
+            f"in ${name} (keep it private: it links pseudonyms to subjects)")
+    return value.encode()
+
+
+def _mac(secret: bytes, domain: str, value: str) -> bytes:
+    # The domain separates uses, so a subject's pseudonym says nothing about its date shift.
+    return hmac.new(secret, f"{domain}\x00{value}".encode(), hashlib.sha256).digest()
+
+
+def pseudonym(identifier: str, secret: bytes, *, prefix: str = "sub") -> str:
+    """Keyed, irreversible, stable pseudonym of ``identifier``.
+
+    Parameters
+    ----------
+    identifier : str
+        Subject id, file name, LSL source id...
+    secret : bytes
+        Project secret (:func:`load_secret`).
+    prefix : {"sub", "src", "ses", "f"}
+        Kind of identifier.
+
+    Returns
+    -------
+    str
+        ``"<prefix>-<16 hex digits>"``.
+    """
+    if prefix not in ("sub", "src", "ses", "f"):
+        raise ValueError(f"prefix must be one of sub, src, ses, f; got {prefix!r}")
+    if PSEUDONYM_RE.match(str(identifier)):
+        return str(identifier)  # already a pseudonym: idempotent
+    return f"{prefix}-{_mac(secret, prefix, str(identifier).strip()).hex()[:16]}"
+
+
+def pseudonymise_filename(name: str, secret: bytes) -> str:
+    """File name with its stem replaced by a keyed pseudonym; the suffixes are kept."""
+    p = PurePath(name)
+    suffixes = "".join(s for s in p.suffixes if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", s))
+    stem = p.name[: len(p.name) - len(suffixes)] if suffixes else p.name
+    return pseudonym(stem, secret, prefix="f") + suffixes
+
+
+def date_shift_days(subject: str, secret: bytes) -> int:
+    """Days to move a subject's dates back: keyed, the same for all their recordings."""
+    n = int.from_bytes(_mac(secret, "date-shift", str(subject).strip())[:8], "big")
+    return SHIFT_MIN_DAYS + n % SHIFT_SPAN_DAYS
+
+
+def keep_annotation(description: str, policy: PrivacyPolicy) -> bool:
+    """Whether an annotation ``description`` may stay in an anonymised file."""
+    return policy.keep_annotations or bool(EVENT_CODE_RE.match(description.strip()))
+
+
+def _walk(obj: Any, secret: bytes, in_subject: bool = False) -> Any:
+    if isinstance(obj, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in obj.items():
+            low = str(key).lower()
+            if low in _STREAM_DROP or (in_subject and low in _SUBJECT_DROP):
+                continue
+            if low in _STREAM_PSEUDO and isinstance(value, str | int) and value != "":
+                out[key] = pseudonym(str(value), secret, prefix=_STREAM_PSEUDO[low])
+            elif low in _SUBJECT_KEYS and isinstance(value, str | int):
+                out[key] = pseudonym(str(value), secret)
+            elif low in _SUBJECT_KEYS or low == "subject_info":
+                out[key] = _walk(value, secret, in_subject=True)
+            elif in_subject and low == "id" and isinstance(value, str | int):
+                out[key] = pseudonym(str(value), secret)
+            else:
+                out[key] = _walk(value, secret, in_subject)
+        return out
+    if isinstance(obj, list | tuple):
+        return [_walk(v, secret, in_subject) for v in obj]
+    return copy.copy(obj)
+
+
+def anonymise_stream_info(info: Mapping[str, Any], policy: PrivacyPolicy | None = None, *,
+                          secret: bytes | None = None) -> dict[str, Any]:
+    """Anonymised copy of an LSL stream-info dict, for a recording's JSON sidecar.
+
+    ``source_id``, ``uid`` and ``session_id`` become keyed pseudonyms (so recordings of
+    the same device still match up); ``hostname`` and other machine or operator fields
+    are dropped; a nested ``subject`` block keeps only a pseudonymised id. A
+    ``"privacy": {"anonymised": "bci-anon"}`` entry marks the result.
+
+    Parameters
+    ----------
+    info : dict
+        Stream info, e.g. from ``pylsl.StreamInfo`` (name, type, source_id, hostname, uid,
+        session_id, desc...), nested dicts and lists allowed.
+    policy : PrivacyPolicy | None
+        Names the secret's environment variable.
+    secret : bytes | None
+        Project secret; read through ``policy`` when None.
+
+    Returns
+    -------
+    dict
+    """
+    if not isinstance(info, Mapping):
+        raise TypeError(f"info must be a mapping, got {type(info).__name__}")
+    secret = load_secret(policy) if secret is None else secret
+    out = _walk(info, secret)
+    out["privacy"] = {"anonymised": MARKER}
+    return out
