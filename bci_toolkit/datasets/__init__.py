@@ -1,0 +1,39 @@
+"""Public EEG datasets with checksum-verified downloads, and users' own files."""
+
+from __future__ import annotations
+
+import os
+
+from bci_toolkit.datasets.base import Dataset, Recording
+from bci_toolkit.datasets.manifest import Manifest, TaskInfo, get_manifest, list_manifest_names
+from bci_toolkit.errors import UnknownNameError
+
+__all__ = [
+    "Dataset",
+    "Manifest",
+    "Recording",
+    "TaskInfo",
+    "get_dataset",
+    "get_manifest",
+    "list_datasets",
+]
+
+
+def _classes() -> dict[str, type[Dataset]]:
+    from bci_toolkit.datasets.eegbci import EEGBCI
+    from bci_toolkit.datasets.ssvepexo import SSVEPExo
+
+    return {cls.name: cls for cls in (EEGBCI, SSVEPExo)}
+
+
+def list_datasets() -> list[str]:
+    """Names of the datasets the toolkit can load."""
+    return sorted(_classes())
+
+
+def get_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
+    """Instantiate dataset ``name`` reading from ``data_dir`` (see :func:`get_data_dir`)."""
+    classes = _classes()
+    if name not in classes:
+        raise UnknownNameError(f"unknown dataset {name!r}; expected one of {sorted(classes)}")
+    return classes[name](data_dir)

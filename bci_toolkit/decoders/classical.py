@@ -1,0 +1,246 @@
+"""Classical decoders: CSP, filter-bank CSP, Riemannian (tangent space, MDM) and SSVEP.
+
+They compose MNE, pyRiemann and scikit-learn components; the defaults mirror the
+reference pipelines of MOABB (``pipelines/CSP.yml``, ``TSLR.yml``, ``MDM.yml``,
+``FBCSP.py``) so that scores can be compared one to one.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+from pyriemann.classification import MDM
+from pyriemann.estimation import Covariances
+from pyriemann.spatialfilters import CSP as RiemannCSP
+from pyriemann.tangentspace import TangentSpace
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.cross_decomposition import CCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.feature_selection import SelectKBest, mutual_info_classif
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.svm import SVC
+
+from bci_toolkit.decoders.base import EpochClassifier
+
+
+class CSPLDA(EpochClassifier):
+    """Common spatial patterns + linear discriminant analysis.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of spatial filters kept.
+    backend : {"pyriemann", "mne"}
+        ``"pyriemann"``: per-trial covariances (``cov_estimator``) → CSP, as in MOABB's
+        ``CSP.yml``. ``"mne"``: :class:`mne.decoding.CSP` with ``reg=cov_estimator``
+        (``None`` for the empirical covariance), as in MNE's CSP example.
+    cov_estimator : str | None
+        Covariance estimator (``"oas"``, ``"lwf"``, ``"scm"``...).
+    """
+
+    def __init__(self, n_components: int = 6, backend: str = "pyriemann",
+                 cov_estimator: str | None = "oas") -> None:
+        self.n_components = n_components
+        self.backend = backend
+        self.cov_estimator = cov_estimator
+
+    def _build(self) -> Any:
+        if self.backend == "mne":
+            from mne.decoding import CSP
+
+            csp = CSP(n_components=self.n_components, reg=self.cov_estimator, log=True,
+                      norm_trace=False)
+            return make_pipeline(csp, LinearDiscriminantAnalysis(solver="svd"))
+        if self.backend != "pyriemann":
+            raise ValueError(f"backend must be 'pyriemann' or 'mne', got {self.backend!r}")
+        return make_pipeline(
+            Covariances(estimator=self.cov_estimator or "scm"),
+            RiemannCSP(nfilter=self.n_components, log=True),
+            LinearDiscriminantAnalysis(solver="svd"),
+        )
+
+    @property
+    def patterns_(self) -> np.ndarray:
+        """Spatial patterns of the kept filters, ``(n_components, n_channels)``."""
+        step = self.pipeline_.steps[-2][1] if self.backend == "pyriemann" else self.pipeline_[0]
+        patterns = np.asarray(step.patterns_)
+        return patterns[: self.n_components]
+
+
+def _band(X: np.ndarray, index: int) -> np.ndarray:
+    return X[..., index]
+
+
+def _stack_bands(X: np.ndarray) -> np.ndarray:
+    # (n, ch, t, bands) -> (n, ch * bands, t): bands become extra virtual channels.
+    n, c, t, b = X.shape
+    return X.transpose(0, 3, 1, 2).reshape(n, c * b, t)
+
+
+class FBCSP(EpochClassifier):
+    """Filter-bank CSP: CSP per band, mutual-information feature selection, classifier.
+
+    Parameters
+    ----------
+    bands : list of [low, high]
+        Filled from the pipeline's ``preprocessing.filterbank``.
+    n_components : int
+        CSP filters per band.
+    k_best : int
+        Features kept by mutual-information selection.
+    classifier : {"svm", "lda"}
+        Linear SVM (as MOABB's ``FBCSP.py``) or shrinkage LDA.
+    """
+
+    _input_ndim = (4,)
+
+    def __init__(self, bands: list | None = None, n_components: int = 4, k_best: int = 10,
+                 classifier: str = "svm", random_state: int | None = 42) -> None:
+        self.bands = bands
+        self.n_components = n_components
+        self.k_best = k_best
+        self.classifier = classifier
+        self.random_state = random_state
+
+    def _build(self) -> Any:
+        n_bands = len(self.bands) if self.bands else 1
+        per_band = [
+            (f"band{i}", make_pipeline(
+                FunctionTransformer(_band, kw_args={"index": i}),
+                Covariances(estimator="oas"),
+                RiemannCSP(nfilter=self.n_components, log=True),
+            ))
+            for i in range(n_bands)
+        ]
+        k = min(self.k_best, n_bands * self.n_components)
+        if self.classifier == "svm":
+            clf = SVC(kernel="linear", probability=True, random_state=self.random_state)
+        elif self.classifier == "lda":
+            clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+        else:
+            raise ValueError(f"classifier must be 'svm' or 'lda', got {self.classifier!r}")
+        selector = SelectKBest(partial(mutual_info_classif, random_state=self.random_state), k=k)
+        return make_pipeline(FeatureUnion(per_band), StandardScaler(), selector, clf)
+
+
+class TangentSpaceLR(EpochClassifier):
+    """Covariances → Riemannian tangent space → logistic regression (MOABB's TS+LR)."""
+
+    def __init__(self, cov_estimator: str = "oas", metric: str = "riemann", C: float = 1.0,
+                 random_state: int | None = 42) -> None:
+        self.cov_estimator = cov_estimator
+        self.metric = metric
+        self.C = C
+        self.random_state = random_state
+
+    def _build(self) -> Any:
+        return make_pipeline(
+            Covariances(estimator=self.cov_estimator),
+            TangentSpace(metric=self.metric),
+            LogisticRegression(C=self.C, max_iter=1000, random_state=self.random_state),
+        )
+
+
+class MDMDecoder(EpochClassifier):
+    """Covariances → minimum distance to the Riemannian class means."""
+
+    def __init__(self, cov_estimator: str = "oas", metric: str = "riemann") -> None:
+        self.cov_estimator = cov_estimator
+        self.metric = metric
+
+    def _build(self) -> Any:
+        return make_pipeline(Covariances(estimator=self.cov_estimator), MDM(metric=self.metric))
+
+
+class CCACorrelations(TransformerMixin, BaseEstimator):
+    """Canonical correlation of each trial with sine/cosine references per frequency.
+
+    Output is ``(n_trials, n_freqs)``: the largest canonical correlation between the
+    trial and the harmonics of each stimulation frequency (Lin et al. 2006).
+    """
+
+    def __init__(self, freqs: list[float] | None = None, sfreq: float = 256.0,
+                 n_harmonics: int = 2) -> None:
+        self.freqs = freqs
+        self.sfreq = sfreq
+        self.n_harmonics = n_harmonics
+
+    def fit(self, X: np.ndarray, y: Any = None) -> CCACorrelations:
+        n_times = X.shape[-1]
+        t = np.arange(n_times) / self.sfreq
+        self.references_ = [
+            np.column_stack([
+                fn(2 * np.pi * h * f * t)
+                for h in range(1, self.n_harmonics + 1) for fn in (np.sin, np.cos)
+            ])
+            for f in self.freqs
+        ]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty((len(X), len(self.references_)))
+        cca = CCA(n_components=1, max_iter=500)
+        for i, trial in enumerate(X):
+            for j, ref in enumerate(self.references_):
+                u, v = cca.fit(trial.T, ref).transform(trial.T, ref)
+                out[i, j] = abs(np.corrcoef(u[:, 0], v[:, 0])[0, 1])
+        return out
+
+
+class SSVEPCCA(EpochClassifier):
+    """CCA correlations with stimulus references → shrinkage LDA.
+
+    Plain CCA picks the frequency with the largest correlation and cannot say "rest";
+    learning an LDA on the correlation vector handles a rest class and per-subject
+    differences between frequencies.
+
+    Parameters
+    ----------
+    freqs : list of float
+        Stimulation frequencies in Hz.
+    n_harmonics : int
+        Harmonics in each reference set.
+    """
+
+    def __init__(self, freqs: list[float] | None = None, n_harmonics: int = 2,
+                 sfreq: float = 256.0) -> None:
+        self.freqs = freqs
+        self.n_harmonics = n_harmonics
+        self.sfreq = sfreq
+
+    def _build(self) -> Any:
+        if not self.freqs:
+            raise ValueError("SSVEPCCA: decoder.params.freqs must list the stimulation frequencies")
+        return make_pipeline(
+            CCACorrelations(self.freqs, self.sfreq, self.n_harmonics),
+            StandardScaler(),
+            LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+        )
+
+
+class FilterBankTangentSpaceLR(EpochClassifier):
+    """Filter-bank covariances → tangent space → logistic regression (SSVEP).
+
+    Bands (one around each stimulation frequency) are stacked as extra channels before
+    the covariance, as in MOABB's SSVEP TS+LR reference pipeline.
+    """
+
+    _input_ndim = (4,)
+
+    def __init__(self, cov_estimator: str = "lwf", C: float = 1.0,
+                 random_state: int | None = 42) -> None:
+        self.cov_estimator = cov_estimator
+        self.C = C
+        self.random_state = random_state
+
+    def _build(self) -> Any:
+        return make_pipeline(
+            FunctionTransformer(_stack_bands),
+            Covariances(estimator=self.cov_estimator),
+            TangentSpace(metric="riemann"),
+            LogisticRegression(C=self.C, max_iter=1000, random_state=self.random_state),
+        )

@@ -1,0 +1,157 @@
+"""Self-contained HTML report: score plots, confusion matrices, CSP topomaps.
+
+Figures are embedded as base64 PNG so the report is one file that can be written
+through the privacy hook (and encrypted like any other output).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bci_toolkit.evaluation.outputs import summary
+from bci_toolkit.privacy import PrivacyPolicy, write_text
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _scores_figure(rows: list[dict[str, Any]]) -> str:
+    import matplotlib.pyplot as plt
+
+    pipelines = list(dict.fromkeys(r["pipeline"] for r in rows))
+    subjects = list(dict.fromkeys(str(r["subject"]) for r in rows))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(subjects) * len(pipelines) ** 0.5), 4))
+    width = 0.8 / len(pipelines)
+    for i, p in enumerate(pipelines):
+        by_subject: dict[str, list[float]] = {}
+        for r in rows:
+            if r["pipeline"] == p and r["score"] is not None:
+                by_subject.setdefault(str(r["subject"]), []).append(r["score"])
+        vals = [np.mean(by_subject.get(s, [np.nan])) for s in subjects]
+        ax.bar(np.arange(len(subjects)) + i * width - 0.4 + width / 2, vals, width, label=p)
+    chance = np.mean([r["chance_level"] for r in rows])
+    ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance ({chance:.2f})")
+    ax.set_xticks(np.arange(len(subjects)), subjects)
+    ax.set_xlabel("subject")
+    ax.set_ylabel(rows[0]["metric"])
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, ncol=min(len(pipelines) + 1, 4), loc="lower right")
+    ax.set_title("Per-subject scores by pipeline")
+    return _png(fig)
+
+
+def _confusion_figure(rows: list[dict[str, Any]]) -> str:
+    import matplotlib.pyplot as plt
+
+    pipelines = list(dict.fromkeys(r["pipeline"] for r in rows))
+    fig, axes = plt.subplots(1, len(pipelines), figsize=(3.2 * len(pipelines), 3.2),
+                             squeeze=False)
+    for ax, p in zip(axes[0], pipelines, strict=True):
+        mats = [np.asarray(r["confusion_matrix"]) for r in rows if r["pipeline"] == p]
+        cm = np.sum(mats, axis=0).astype(float)
+        cm_norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        classes = rows[0]["classes"]
+        ax.imshow(cm_norm, vmin=0, vmax=1, cmap="Blues")
+        for (i, j), v in np.ndenumerate(cm_norm):
+            ax.text(j, i, f"{v:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=8,
+                    color="white" if v > 0.6 else "black")
+        ax.set_xticks(range(len(classes)), classes)
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(p)
+    fig.suptitle("Confusion matrices (all subjects, rows normalised)")
+    return _png(fig)
+
+
+def _patterns_figure(name: str, patterns: np.ndarray, info: Any) -> str | None:
+    import matplotlib.pyplot as plt
+    import mne
+
+    if info.get_montage() is None:
+        return None
+    n = len(patterns)
+    fig, axes = plt.subplots(1, n, figsize=(1.8 * n, 2.0), squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        mne.viz.plot_topomap(patterns[k], info, axes=ax, show=False, contours=0)
+        ax.set_title(f"CSP {k + 1}", fontsize=8)
+    fig.suptitle(f"{name}: CSP patterns (first subject, fitted on all its trials)", fontsize=9)
+    return _png(fig)
+
+
+def _energy_figure(rows: list[dict[str, Any]]) -> str | None:
+    import matplotlib.pyplot as plt
+
+    pts = [r for r in rows if r.get("energy_per_decision_uj") and r.get("accuracy") is not None]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for p in dict.fromkeys(r["pipeline"] for r in pts):
+        rs = [r for r in pts if r["pipeline"] == p]
+        ax.scatter(np.mean([r["energy_per_decision_uj"] for r in rs]),
+                   np.mean([r["accuracy"] for r in rs]), label=p, s=40)
+    ax.set_xscale("log")
+    ax.set_xlabel("estimated energy per decision (µJ, log)")
+    ax.set_ylabel("accuracy")
+    ax.set_title("Accuracy against energy")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _summary_table(rows: list[dict[str, Any]]) -> str:
+    head = "<tr><th>pipeline</th><th>protocol</th><th>metric</th><th>mean ± std</th>" \
+           "<th>accuracy</th><th>rows</th><th>fit time (s)</th></tr>"
+    body = "".join(
+        f"<tr><td>{html.escape(s['pipeline'])}</td><td>{s['protocol']}</td><td>{s['metric']}</td>"
+        f"<td>{s['score_mean']:.3f} ± {s['score_std']:.3f}</td>"
+        f"<td>{_fmt(s['accuracy_mean'])}</td>"
+        f"<td>{s['n_rows']}</td><td>{s['fit_time_s']:.3f}</td></tr>"
+        for s in summary(rows)
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def write_report(rows: list[dict[str, Any]], path: Path, *, title: str,
+                 patterns: dict[str, dict[str, Any]] | None = None,
+                 extra_sections: list[tuple[str, str]] | None = None,
+                 command: str | None = None, policy: PrivacyPolicy | None = None) -> Path:
+    """Render the report for ``rows`` to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    sections = [("Summary", _summary_table(rows))]
+    offline = [r for r in rows if r["protocol"] != "pseudo-online"]
+    if offline:
+        sections.append(("Per-subject scores", _scores_figure(offline)))
+        sections.append(("Confusion matrices", _confusion_figure(offline)))
+    for name, ex in (patterns or {}).items():
+        fig = _patterns_figure(name, ex["patterns"], ex["info"])
+        if fig:
+            sections.append((f"Spatial patterns: {name}", fig))
+    energy = _energy_figure(rows)
+    if energy:
+        sections.append(("Accuracy against energy", energy))
+    sections.extend(extra_sections or [])
+    cmd = f"<p><code>{html.escape(command)}</code></p>" if command else ""
+    body = "".join(f"<h2>{html.escape(t)}</h2>{content}" for t, content in sections)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style></head>
+<body><h1>{html.escape(title)}</h1>{cmd}{body}</body></html>"""
+    return write_text(path, page, policy)

@@ -1,0 +1,245 @@
+"""Pipeline specifications: one YAML file = preprocessing + decoder + command mapping.
+
+Validation errors name the file and the dotted key at fault, for example::
+
+    pipelines/mine.yaml: preprocessing.bandpass: high edge 90.0 Hz is at or above the
+    Nyquist frequency (80.0 Hz) of data sampled at 160.0 Hz
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bci_toolkit._resources import resource_dir
+from bci_toolkit.errors import SpecError, UnknownNameError
+
+Band = tuple[float, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _check_band(band: Band, where: str) -> Band:
+    lo, hi = band
+    if lo < 0 or hi <= 0:
+        raise ValueError(f"{where}: band edges must be positive, got {list(band)}")
+    if lo >= hi:
+        raise ValueError(f"{where}: low edge {lo} must be below high edge {hi}")
+    return band
+
+
+class FilterSpec(_Strict):
+    """How band-pass and filter-bank filters are designed and applied."""
+
+    method: Literal["iir", "fir"] = "iir"
+    order: int = Field(4, ge=1, le=12, description="IIR order (Butterworth).")
+    phase: Literal["zero", "causal"] = Field(
+        "zero",
+        description="'zero' filters forward-backward (offline only); 'causal' filters forward "
+        "only and is what live sessions use.",
+    )
+
+
+class EpochSpec(_Strict):
+    """Epoch window relative to the cue, in seconds."""
+
+    tmin: float
+    tmax: float
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> EpochSpec:
+        if self.tmax <= self.tmin:
+            raise ValueError(f"empty epoch window: tmax ({self.tmax}) must be after tmin ({self.tmin})")
+        return self
+
+
+class PreprocessingSpec(_Strict):
+    """Everything done to the continuous signal before the decoder sees an epoch."""
+
+    picks: Literal["eeg"] | list[str] = "eeg"
+    reference: None | Literal["average"] | list[str] = None
+    notch: list[float] | None = None
+    bandpass: Band | None = None
+    filterbank: list[Band] | None = None
+    filter: FilterSpec = FilterSpec()
+    resample: float | None = Field(None, gt=0)
+    epoch: EpochSpec
+    baseline: tuple[float | None, float | None] | None = None
+
+    @field_validator("bandpass")
+    @classmethod
+    def _bandpass(cls, v: Band | None) -> Band | None:
+        return None if v is None else _check_band(v, "bandpass")
+
+    @field_validator("filterbank")
+    @classmethod
+    def _filterbank(cls, v: list[Band] | None) -> list[Band] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("filterbank: give at least one band")
+        return [_check_band(b, f"filterbank[{i}]") for i, b in enumerate(v)]
+
+    @field_validator("picks")
+    @classmethod
+    def _picks(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError("picks: give 'eeg' or a non-empty list of channel names")
+        return v
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> PreprocessingSpec:
+        if self.bandpass is not None and self.filterbank is not None:
+            raise ValueError("give either 'bandpass' or 'filterbank', not both")
+        return self
+
+    @property
+    def n_bands(self) -> int:
+        return len(self.filterbank) if self.filterbank else 1
+
+    def highest_edge(self) -> tuple[str, float] | None:
+        if self.bandpass:
+            return "bandpass", self.bandpass[1]
+        if self.filterbank:
+            i = max(range(len(self.filterbank)), key=lambda k: self.filterbank[k][1])
+            return f"filterbank[{i}]", self.filterbank[i][1]
+        return None
+
+
+class DecoderSpec(_Strict):
+    """Which registered decoder to build, and its parameters."""
+
+    name: str
+    params: dict[str, Any] = {}
+
+
+class OnlineSpec(_Strict):
+    """Sliding-window settings for live decoding."""
+
+    window: float | None = Field(None, gt=0, description="Window length (s); default: epoch length.")
+    step: float = Field(0.1, gt=0, description="Step between decisions (s).")
+
+
+class PipelineSpec(_Strict):
+    """A whole pipeline, as read from ``pipelines/<name>.yaml``."""
+
+    name: str
+    description: str = ""
+    paradigm: Literal["imagery", "ssvep", "p300", "other"] = "imagery"
+    events: dict[str, str] | None = None
+    preprocessing: PreprocessingSpec
+    decoder: DecoderSpec
+    commands: dict[str, str] = {}
+    online: OnlineSpec = OnlineSpec()
+    privacy: dict[str, Any] | None = None
+    source: str | None = Field(None, exclude=True)
+
+    def check_sfreq(self, sfreq: float) -> None:
+        """Reject band edges at or above Nyquist for data sampled at ``sfreq``."""
+        fs = self.preprocessing.resample or sfreq
+        nyq = fs / 2.0
+        edge = self.preprocessing.highest_edge()
+        where = self.source or self.name
+        if edge and edge[1] >= nyq:
+            raise SpecError(
+                f"{where}: preprocessing.{edge[0]}: high edge {edge[1]} Hz is at or above the "
+                f"Nyquist frequency ({nyq} Hz) of data sampled at {fs} Hz"
+            )
+        for i, f in enumerate(self.preprocessing.notch or []):
+            if f >= nyq:
+                raise SpecError(
+                    f"{where}: preprocessing.notch[{i}]: {f} Hz is at or above the Nyquist "
+                    f"frequency ({nyq} Hz) of data sampled at {fs} Hz"
+                )
+
+    def with_causal_filter(self) -> PipelineSpec:
+        """The same pipeline with forward-only filtering, as used online."""
+        pre = self.preprocessing.model_copy(
+            update={"filter": self.preprocessing.filter.model_copy(update={"phase": "causal"})}
+        )
+        return self.model_copy(update={"preprocessing": pre})
+
+    @property
+    def window_length(self) -> float:
+        ep = self.preprocessing.epoch
+        return self.online.window or (ep.tmax - ep.tmin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"source"})
+
+
+def _format_error(exc: ValidationError, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in err and err["type"] not in ("value_error",):
+            msg = f"{msg} (got {err['input']!r})"
+        lines.append(f"{where}: {loc}: {msg}")
+    return "; ".join(lines)
+
+
+def parse_spec(data: Any, where: str = "<spec>") -> PipelineSpec:
+    """Validate a spec given as a mapping."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: a pipeline spec must be a mapping, got {type(data).__name__}")
+    data = copy.deepcopy(data)
+    try:
+        spec = PipelineSpec.model_validate({**data, "source": where})
+    except ValidationError as exc:
+        raise SpecError(_format_error(exc, where)) from None
+    from bci_toolkit.decoders.registry import check_decoder_spec
+
+    check_decoder_spec(spec.decoder, where)
+    if spec.privacy is not None:
+        from bci_toolkit.privacy import validate_privacy_spec
+
+        validate_privacy_spec(spec.privacy)
+    return spec
+
+
+def load_spec(path: str | os.PathLike) -> PipelineSpec:
+    """Read and validate a YAML spec file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: pipeline file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: cannot read YAML ({exc})") from None
+    return parse_spec(data, str(path))
+
+
+def list_pipelines() -> list[str]:
+    """Names of the shipped pipelines."""
+    return sorted(p.stem for p in resource_dir("pipelines").glob("*.yaml"))
+
+
+def get_spec(name_or_path: str) -> PipelineSpec:
+    """A shipped pipeline by name, or a user's YAML file by path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return load_spec(candidate)
+    path = resource_dir("pipelines") / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise UnknownNameError(
+            f"unknown pipeline {name_or_path!r}; expected a path to a YAML file or one of "
+            f"{list_pipelines()}"
+        )
+    return load_spec(path)
+
+
+def dump_spec(spec: PipelineSpec) -> str:
+    """The spec as YAML text."""
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False)
