@@ -127,6 +127,20 @@ class OnlineSpec(_Strict):
     step: float = Field(0.1, gt=0, description="Step between decisions (s).")
 
 
+class PolicySpec(_Strict):
+    """How per-window class probabilities become commands (live sessions)."""
+
+    threshold: float = Field(0.6, ge=0.0, le=1.0,
+                             description="Smoothed probability needed to emit a command.")
+    smoothing: Literal["none", "mean", "ema"] = Field(
+        "mean", description="Evidence accumulation over windows.")
+    n_windows: int = Field(5, ge=1, description="Windows averaged when smoothing is 'mean'.")
+    alpha: float = Field(0.3, gt=0.0, le=1.0, description="EMA weight of the newest window.")
+    dwell: float = Field(0.0, ge=0.0, description="Seconds a class must stay above threshold.")
+    refractory: float = Field(1.0, ge=0.0, description="Seconds without commands after one.")
+    rest_class: str | None = Field("rest", description="Class that never emits a command.")
+
+
 class PipelineSpec(_Strict):
     """A whole pipeline, as read from ``pipelines/<name>.yaml``."""
 
@@ -138,6 +152,7 @@ class PipelineSpec(_Strict):
     decoder: DecoderSpec
     commands: dict[str, str] = {}
     online: OnlineSpec = OnlineSpec()
+    policy: PolicySpec = PolicySpec()
     privacy: dict[str, Any] | None = None
     source: str | None = Field(None, exclude=True)
 
