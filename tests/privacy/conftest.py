@@ -19,7 +19,7 @@ _PRIVACY_ENV = ("BCI_PRIVACY_ENCRYPT", "BCI_PRIVACY_KEYSET", "BCI_PRIVACY_ANONYM
 def data_dir() -> Path:
     """The shared read-only datasets folder."""
     env = os.environ.get("BCI_DATA_DIR")
-    return Path(env) if env else Path(__file__).parents[2] / "shared" / "datasets"
+    return Path(env) if env else Path(__file__).parents[3] / "shared" / "datasets"
 
 
 @pytest.fixture(autouse=True)
