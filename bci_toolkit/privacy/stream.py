@@ -261,9 +261,12 @@ class DecryptingReader(io.RawIOBase):
         self._pos = 0
         self._cached_index = -1
         self._cached = b""
-        # Authenticate the first segment now: a wrong key or a tampered or swapped header
-        # is reported at open, before the caller sees any byte.
+        # Authenticate the first and last segments now: a wrong key, a tampered or swapped
+        # header, truncation and appended bytes are all reported at open, before the
+        # caller sees any byte. The last segment must be checked explicitly, as a reader
+        # stops at the plaintext size and may never touch an empty final segment.
         self._segment(0)
+        self._segment(self._nseg - 1)
 
     def __repr__(self) -> str:
         return f"<DecryptingReader {self._name!r} key_id={self._key_id:#010x} size={self._size}>"

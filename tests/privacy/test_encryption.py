@@ -121,6 +121,8 @@ TAMPERS = {
     "truncated mid segment": lambda ct: ct[:-100],
     "truncated at segment boundary": lambda ct: b"".join([ct[:HDR], *_segments(ct)[:-1]]),
     "truncated to header": lambda ct: ct[:HDR],
+    # Leaves a tag-sized final segment whose plaintext would be empty.
+    "truncated to a bare tag": lambda ct: ct[:stream.CONTAINER_HEADER_SIZE + 2 * SEG + 16],
     "truncated inside header": lambda ct: ct[:10],
     "one byte appended": lambda ct: ct + b"\x00",
     "tag-sized bytes appended": lambda ct: ct + bytes(16),
