@@ -14,6 +14,10 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("LSLAPICFG", str(ROOT / "tests" / "lsl_api.cfg"))
 os.environ.setdefault("MOABB_DOWNLOAD_PROVIDER", "upstream")
 os.environ.setdefault("MNE_LOGGING_LEVEL", "ERROR")
+# Tests never reach the public servers: a missing file "downloads" from a closed loopback
+# port and fails fast. Tests of the downloader serve real files from a loopback mirror.
+os.environ.setdefault("BCI_EEGBCI_URL", "http://127.0.0.1:9/files/eegmmidb/1.0.0/")
+os.environ.setdefault("BCI_SSVEPEXO_URL", "http://127.0.0.1:9/")
 
 
 def _shared_data() -> Path | None:
@@ -33,6 +37,18 @@ def data_dir() -> Path:
     if path is None:
         pytest.skip("real EEG data not available (set BCI_DATA_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def make_synthetic_raw():
+    """Factory of small synthetic recordings (see ``tests/synthetic.py``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bci_tests_synthetic",
+                                                  ROOT / "tests" / "synthetic.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_raw
 
 
 @pytest.fixture(autouse=True)

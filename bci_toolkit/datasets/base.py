@@ -50,6 +50,11 @@ class Dataset(ABC):
         return get_manifest(self.name)
 
     @property
+    def download_url(self) -> str:
+        """Base URL downloads come from: the manifest's, or a mirror in ``BCI_<NAME>_URL``."""
+        return os.environ.get(f"BCI_{self.name.upper()}_URL") or self.manifest.download
+
+    @property
     def subjects(self) -> tuple[int, ...]:
         return self.manifest.subjects
 
@@ -74,10 +79,12 @@ class Dataset(ABC):
         if missing:
             try:
                 self._download(subject, info, missing)
+            except DataError:
+                raise
             except Exception as exc:  # network, read-only folder, server error...
                 raise DataError(
                     f"{self.data_dir / missing[0]}: file missing and the download from "
-                    f"{self.manifest.download} failed ({type(exc).__name__}: {exc})"
+                    f"{self.download_url} failed ({type(exc).__name__}: {exc})"
                 ) from exc
         return [verify_file(self.data_dir / r, self.manifest.sha256(r)) for r in rel]
 

@@ -33,7 +33,8 @@ class EEGBCI(Dataset):
         runs = [int(Path(m).stem[-2:]) for m in missing]
         # update_path=False: otherwise MNE asks on stdin whether to store the path.
         mne.datasets.eegbci.load_data(
-            subject, runs, path=str(self.data_dir), update_path=False, verbose="error"
+            subject, runs, path=str(self.data_dir), update_path=False,
+            base_url=self.download_url, verbose="error",
         )
 
     def _read(self, subject: int, task: TaskInfo, paths: list[Path]) -> list[Recording]:

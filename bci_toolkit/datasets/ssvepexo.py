@@ -35,7 +35,7 @@ class SSVEPExo(Dataset):
         import pooch
 
         for rel in missing:
-            url = self.manifest.download + rel.split("/", 1)[1]
+            url = self.download_url + rel.split("/", 1)[1]
             target = self.data_dir / rel
             pooch.retrieve(
                 url, known_hash=f"sha256:{self.manifest.files[rel]}",

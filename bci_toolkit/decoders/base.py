@@ -68,4 +68,5 @@ class EpochClassifier(ClassifierMixin, BaseEstimator):
         return proba[:, order]
 
     def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
