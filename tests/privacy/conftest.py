@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,6 @@ SECRET = "project-secret-for-tests-0123456789"
 _PRIVACY_ENV = ("BCI_PRIVACY_ENCRYPT", "BCI_PRIVACY_KEYSET", "BCI_PRIVACY_ANONYMISE",
                 "BCI_PRIVACY_KEEP_ANNOTATIONS", "BCI_PRIVACY_DATE_MODE", "BCI_MASTER_KEY",
                 "BCI_MASTER_KEY_FILE", "BCI_MASTER_PASSPHRASE", "BCI_PSEUDONYM_SECRET")
-
-
-def data_dir() -> Path:
-    """The shared read-only datasets folder."""
-    env = os.environ.get("BCI_DATA_DIR")
-    return Path(env) if env else Path(__file__).parents[3] / "shared" / "datasets"
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ from bci_toolkit.privacy.anonymise import anonymise_file, anonymise_mne, anonymi
 from bci_toolkit.privacy.edf import read_header
 from bci_toolkit.privacy.pseudonym import PSEUDONYM_RE, date_shift_days, load_secret
 from bci_toolkit.privacy.verify import verify_path
-from tests.privacy.conftest import data_dir
 
 mne.set_log_level("ERROR")
 
@@ -130,8 +129,8 @@ def test_encrypted_in_and_out(tmp_path, identified_edf, policy, secret):
     assert mne.io.read_raw_edf(out).info["subject_info"]["his_id"] == pseudonym(CODE, secret)
 
 
-def test_real_eegbci_file(tmp_path, secret):
-    src = data_dir() / "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
+def test_real_eegbci_file(tmp_path, secret, data_dir):
+    src = data_dir / "MNE-eegbci-data/files/eegmmidb/1.0.0/S001/S001R04.edf"
     if not src.exists():
         pytest.skip("shared EEGBCI data not available")
     out = tmp_path / "r.edf"
