@@ -260,7 +260,10 @@ class DecryptingReader(io.RawIOBase):
             self._size = self._first_pt + (self._nseg - 2) * self._next_pt + last_ct - TAG_SIZE
         self._pos = 0
         self._cached_index = -1
-        self._cached = b""
+        self._cached = memoryview(b"")
+        # Reused buffers: one segment of ciphertext and one of plaintext, whatever the size.
+        self._ct = bytearray(seg)
+        self._pt = bytearray(seg)
         # Authenticate the first and last segments now: a wrong key, a tampered or swapped
         # header, truncation and appended bytes are all reported at open, before the
         # caller sees any byte. The last segment must be checked explicitly, as a reader
@@ -305,7 +308,7 @@ class DecryptingReader(io.RawIOBase):
         rel = pos - self._first_pt
         return 1 + rel // self._next_pt, rel % self._next_pt
 
-    def _segment(self, index: int) -> bytes:
+    def _segment(self, index: int) -> memoryview:
         if index == self._cached_index:
             return self._cached
         seg = self._seg
@@ -314,12 +317,18 @@ class DecryptingReader(io.RawIOBase):
         else:
             start, length = CONTAINER_HEADER_SIZE + index * seg, seg
         self._src.seek(start)
-        ct = self._src.read(length)
+        ct = memoryview(self._ct)[:length]
+        got = self._src.readinto(ct)
         last = index == self._nseg - 1
+        if got < TAG_SIZE:
+            raise PrivacyError(f"{self._name}: segment {index} is truncated")
+        pt = memoryview(self._pt)[:got - TAG_SIZE]
+        self._cached_index = -1  # the plaintext buffer is about to be overwritten
         try:
-            pt = self._aead.decrypt(_nonce(self._prefix, index, last), ct, None)
+            self._aead.decrypt_into(_nonce(self._prefix, index, last), ct[:got], None, pt)
         except InvalidTag:
-            self._cached_index, self._cached = -1, b""
+            pt[:] = bytes(len(pt))  # drop whatever unauthenticated bytes landed there
+            self._cached = memoryview(b"")
             if index == 0:
                 raise PrivacyError(
                     f"{self._name}: authentication failed at the start of the file: wrong key "
@@ -359,7 +368,8 @@ class DecryptingReader(io.RawIOBase):
             self._segment(index)
 
     def close(self) -> None:
-        self._cached = b""
+        self._cached = memoryview(b"")
+        self._pt = bytearray()
         super().close()
 
 
