@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from pyriemann.classification import MDM
-from pyriemann.estimation import Covariances
 from pyriemann.spatialfilters import CSP as RiemannCSP
 from pyriemann.tangentspace import TangentSpace
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -25,6 +24,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
 from bci_toolkit.decoders.base import EpochClassifier
+from bci_toolkit.decoders.covariance import CachedCovariances as Covariances
 
 
 class CSPLDA(EpochClassifier):

@@ -1,0 +1,36 @@
+"""Shared set-up of the benchmarks: data folder, loopback LSL, quiet libraries."""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def setup_env() -> Path:
+    """Point every library at the local data and keep LSL on loopback; return the data dir."""
+    os.environ.setdefault("LSLAPICFG", str(ROOT / "tests" / "lsl_api.cfg"))
+    os.environ.setdefault("MOABB_DOWNLOAD_PROVIDER", "upstream")
+    data = os.environ.get("BCI_DATA_DIR") or str(ROOT.parent / "shared" / "datasets")
+    os.environ["BCI_DATA_DIR"] = data
+    # MOABB and MNE find EEGMMIDB here without downloading anything.
+    os.environ.setdefault("MNE_DATASETS_EEGBCI_PATH", data)
+    os.environ.setdefault("MNE_DATA", data)
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("moabb").setLevel(logging.ERROR)
+    import mne
+
+    mne.set_log_level("ERROR")
+    return Path(data)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process and its finished children, in MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
