@@ -101,8 +101,15 @@ def save_fif(inst: Any, path: str | os.PathLike, policy: PrivacyPolicy | None = 
     path : path-like
         Destination; written atomically, encrypted when ``policy.encrypt``.
     policy : PrivacyPolicy | None
-        None means :meth:`PrivacyPolicy.from_env`.
+        None means :meth:`PrivacyPolicy.from_env`. With ``policy.anonymise``, a copy of
+        ``inst`` is anonymised (:func:`~bci_toolkit.privacy.anonymise.anonymise_mne`)
+        before it is saved.
     """
+    policy = PrivacyPolicy.from_env() if policy is None else policy
+    if policy.anonymise:
+        from bci_toolkit.privacy.anonymise import anonymise_mne
+
+        inst = anonymise_mne(inst.copy(), policy)  # the caller's object stays as it was
     with memory_file(_fif_name(inst)) as (link, fd):
         inst.save(link, overwrite=True, split_size="2GB", verbose="error")
         with open(fd, "rb", closefd=False) as src, atomic_writer(path, policy) as dst:

@@ -244,3 +244,25 @@ def test_tree_renames_and_npz(tmp_path, identified_edf, secret):
         assert sorted(z.files) == ["data", "info"]
         assert "lab-pc" not in str(z["info"])
     assert b"Harry" not in read_bytes(npz_out)
+
+
+def test_save_fif_applies_the_policy(tmp_path, identified_fif, policy, secret):
+    from bci_toolkit.privacy.fif import read_fif, save_fif
+
+    raw = mne.io.read_raw_fif(identified_fif, preload=True)
+    out = tmp_path / "cache_raw.fif"
+    save_fif(raw, out, policy.replace(anonymise=True))
+    assert raw.info["experimenter"] == TECH  # the caller's object is untouched
+    back = read_fif(out, policy)
+    assert back.info["subject_info"] == {"his_id": pseudonym(CODE, secret)}
+    assert back.info["experimenter"] is None
+    np.testing.assert_allclose(back.get_data(), raw.get_data(), rtol=1e-6)
+
+
+def test_verify_real_gdf(data_dir):
+    gdfs = sorted((data_dir / "SSVEPExo").rglob("*.gdf"))
+    if not gdfs:
+        pytest.skip("SSVEPExo data not available")
+    report = verify_path(gdfs[0])
+    assert report.checked == [gdfs[0]]
+    assert any(f.field == "file name" and "date" in f.detail for f in report.findings)
