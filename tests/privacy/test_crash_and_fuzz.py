@@ -94,14 +94,16 @@ _PLAIN = os.urandom(1500)
 _GOOD = _encrypt(_PLAIN)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=600))
 def test_fuzz_random_bytes_after_magic(tail):
     with pytest.raises(PrivacyError):
         _decrypt(stream.MAGIC + tail)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, len(_GOOD) - 1), st.integers(0, 255)), max_size=4),
        st.integers(0, len(_GOOD)), st.binary(max_size=40))
 def test_fuzz_mutated_container(edits, cut, extra):

@@ -292,7 +292,10 @@ def test_kms_hook(tmp_path):
 
 # ----------------------------------------------------------------------------- leaks
 
-def test_no_key_material_in_repr_or_files(tmp_path, policy, master_text):
+def test_no_key_material_in_repr_logs_or_files(tmp_path, policy, master_text, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
     ks = load_keyset(policy.keyset)
     key = ks.primary
     secrets_ = [key.material.hex(), base64.b64encode(key.material).decode(), master_text,
@@ -305,7 +308,10 @@ def test_no_key_material_in_repr_or_files(tmp_path, policy, master_text):
     with open_read(tmp_path / "f.bin", policy) as fh:
         texts.append(repr(fh))
     keyset_file = Path(policy.keyset).read_text()
-    for text in texts + [keyset_file]:
+    with pytest.raises(PrivacyError) as info:
+        read_bytes(tmp_path / "f.bin", PrivacyPolicy(keyset="/nonexistent/keyset.json"))
+    texts.append(str(info.value))
+    for text in texts + [keyset_file, caplog.text]:
         for s in secrets_:
             assert s not in text
 
