@@ -25,10 +25,10 @@ def check_trainable(y: np.ndarray, where: str, n_folds: int | None = None) -> No
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
         raise EvaluationError(
-            f"{where}: data with only one class ({classes.tolist()}); expected at least two"
+            f"{where}: data with only one class ({[str(c) for c in classes]}); expected at least two"
         )
     if n_folds is not None and counts.min() < n_folds:
-        smallest = classes[np.argmin(counts)]
+        smallest = str(classes[np.argmin(counts)])
         raise EvaluationError(
             f"{where}: fewer trials than folds: class {smallest!r} has {counts.min()} trials "
             f"but {n_folds} folds were requested; use fewer folds (--n-folds) or more data"
