@@ -24,6 +24,7 @@ from bci_toolkit.commands.sinks.udp import resolve_address
 # By default only pages served from this machine and non-browser clients (no Origin) may.
 LOCAL_ORIGIN = re.compile(r"https?://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?")
 DEFAULT_ORIGINS: tuple = (None, LOCAL_ORIGIN)
+CLOSE_TIMEOUT = 1.0  # seconds a client gets to acknowledge the closing handshake
 
 
 @dataclass(eq=False)
@@ -33,6 +34,7 @@ class _Client:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     sending: bool = False
     dropped: int = 0
+    writer: asyncio.Task | None = None
 
 
 def _is_loopback(host: str) -> bool:
@@ -181,6 +183,13 @@ class WebSocketSink(Sink):
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._serve(port))
+            # Whatever websockets left running (keepalive, handlers of aborted clients)
+            # ends here, so the loop closes clean.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         finally:
             with self._inbox_lock:
                 left = len(self._inbox)
@@ -206,7 +215,7 @@ class WebSocketSink(Sink):
                 max_queue=4,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_interval,
-                close_timeout=2.0,
+                close_timeout=CLOSE_TIMEOUT,
                 logger=logging.getLogger("bci_toolkit.commands.ws"),
             )
         except OSError as exc:
@@ -218,9 +227,21 @@ class WebSocketSink(Sink):
         try:
             await self._stop.wait()
         finally:
-            server.close()
+            server.close(close_connections=False)
+            await asyncio.gather(*(self._disconnect(c) for c in list(self._clients)))
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), 3.0)
+                await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
+
+    async def _disconnect(self, client: _Client) -> None:
+        # A stalled client cannot even receive the close frame: give it CLOSE_TIMEOUT, then
+        # drop the TCP connection.
+        if client.writer is not None:
+            client.writer.cancel()
+        try:
+            await asyncio.wait_for(client.ws.close(1001, "command stream closed"), CLOSE_TIMEOUT)
+        except Exception:
+            client.ws.transport.abort()
+        self._clients.discard(client)
 
     def _begin_stop(self) -> None:
         if self._stop is not None:
@@ -237,7 +258,7 @@ class WebSocketSink(Sink):
 
         client = _Client(ws)
         self._clients.add(client)
-        writer = asyncio.create_task(self._write(client))
+        client.writer = writer = asyncio.create_task(self._write(client))
         try:
             async for _ in ws:
                 pass  # clients may talk; the command stream is one-way
