@@ -1,0 +1,237 @@
+"""Calibration: record EEG plus cues from LSL, train the pipeline's decoder, save the artifact.
+
+The recording is written through the privacy hook like any session, read back, cut into
+continuous segments (a reconnection starts a new one), and epoched around the cues with
+the pipeline's **causal** twin (``spec.with_causal_filter()``): the filters the live
+session will run, so that training and serving see the same numbers.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bci_toolkit.errors import EvaluationError, SpecError
+from bci_toolkit.privacy import PrivacyPolicy
+from bci_toolkit.session.live import StreamSelector
+from bci_toolkit.session.recording import SessionRecorder, load_session
+from bci_toolkit.spec import PipelineSpec
+from bci_toolkit.streaming.events import EventLog
+from bci_toolkit.streaming.inlet import EEGInlet, Marker, MarkerInlet
+
+__all__ = ["CalibrationResult", "calibrate", "default_classes"]
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate` produced."""
+
+    artifact: Path
+    classes: list[str]
+    n_trials: int
+    class_counts: dict[str, int]
+    fit_time_s: float
+    duration_s: float
+    n_samples: int
+    n_markers: int
+    record: Path | None
+    ended_by: str
+    events: dict[str, int]
+
+
+def default_classes(spec: PipelineSpec, labels: Sequence[str]) -> list[str]:
+    """Classes to train: cue labels that the pipeline maps to commands.
+
+    Without a ``commands:`` map, every label seen except bad-segment and edge annotations.
+    """
+    seen = sorted({str(x) for x in labels})
+    if spec.commands:
+        return [c for c in seen if c in spec.commands]
+    return [c for c in seen if not c.upper().startswith(("BAD", "EDGE"))]
+
+
+def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSelector,
+              out: str | Path, record: str | Path | None = None,
+              classes: Sequence[str] | None = None, duration: float | None = None,
+              trials: int | None = None, policy: PrivacyPolicy | None = None,
+              timeout: float = 10.0, reconnect_timeout: float | None = None,
+              allow_unlabelled: bool = False, seed: int = 42,
+              progress: Callable[[str], None] | None = None,
+              stop: threading.Event | None = None) -> CalibrationResult:
+    """Record a calibration run from LSL and train ``spec`` on it.
+
+    Parameters
+    ----------
+    spec : PipelineSpec
+        Pipeline to train (its causal twin is what gets trained and saved).
+    stream, markers : StreamSelector
+        The EEG stream and the cue (marker) stream of the stimulus software.
+    out : path-like
+        Artifact folder to write.
+    record : path-like | None
+        Where to keep the calibration recording (None: a temporary folder, deleted).
+    classes : sequence of str | None
+        Cue labels to train on (default: :func:`default_classes`).
+    duration : float | None
+        Seconds to record.
+    trials : int | None
+        Stop once this many cues of ``classes`` have been seen and the last one's epoch
+        window has been recorded.
+    policy : PrivacyPolicy | None
+        Privacy policy of the recording and the artifact.
+    timeout, reconnect_timeout : float, float | None
+        Seconds to wait for the streams at start; seconds a lost stream may stay away
+        before recording ends (None: wait until ``duration``/Ctrl-C).
+    allow_unlabelled : bool
+        Accept an EEG stream without channel labels (named ``ch1..chN``).
+    seed : int
+        Decoder seed.
+    progress : callable | None
+        Receives one-line progress messages.
+    stop : threading.Event | None
+        Set it to end the recording from another thread.
+
+    Raises
+    ------
+    StreamError
+        A stream is missing or unusable.
+    SpecError
+        The pipeline cannot run causally online.
+    EvaluationError
+        The recording holds fewer than two classes of cues.
+    """
+    from bci_toolkit.decoders.artifact import save_artifact
+    from bci_toolkit.evaluation.protocols import check_trainable
+    from bci_toolkit.preprocessing.offline import epoch_recordings
+    from bci_toolkit.preprocessing.online import OnlinePreprocessor
+    from bci_toolkit.training import fit_epochs
+
+    if duration is None and trials is None and reconnect_timeout is None and stop is None:
+        raise SpecError("calibration needs an end: give --duration, --trials or "
+                        "--reconnect-timeout (or stop it with Ctrl-C)")
+    policy = policy or PrivacyPolicy.from_env()
+    causal = spec.with_causal_filter()
+    say = progress or (lambda _msg: None)
+    events = EventLog()
+    inlet = EEGInlet(**stream.kwargs(), timeout=timeout, reconnect_timeout=reconnect_timeout,
+                     allow_unlabelled=allow_unlabelled, events=events)
+    wanted = set(classes) if classes else None
+    seen: list[Marker] = []
+    seen_lock = threading.Lock()
+
+    tmp = None
+    if record is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bci-calibration-")
+        folder = Path(tmp.name) / "session"
+    else:
+        folder = Path(record)
+    recorder: SessionRecorder | None = None
+    marker_inlet: MarkerInlet | None = None
+
+    def on_marker(marker: Marker) -> None:
+        if recorder is not None:
+            recorder.add("markers", {"time": marker.time, "label": marker.label,
+                                     "arrival": marker.arrival})
+        with seen_lock:
+            seen.append(marker)
+
+    ended_by = "duration"
+    t0 = time.perf_counter()
+    try:
+        inlet.start()
+        desc = inlet.description
+        spec.check_sfreq(desc.sfreq)
+        # Refuse now, not after the recording, a pipeline that cannot run online.
+        OnlinePreprocessor(causal.preprocessing, desc.sfreq, inlet.ch_names,
+                           ch_types=desc.ch_types, source=f"stream {desc.name!r}")
+        recorder = SessionRecorder(folder, inlet.ring, desc, inlet.scale, inlet.ch_names,
+                                   events, policy=policy,
+                                   meta={"kind": "calibration", "pipeline": spec.name})
+        recorder.start()
+        marker_inlet = MarkerInlet(**markers.kwargs(), timeout=timeout, on_marker=on_marker,
+                                   events=events).start()
+        recorder.marker_stream = marker_inlet.description
+        say(f"recording {desc.label()} with cues from {marker_inlet.description.name!r}")
+        epoch_end = causal.preprocessing.epoch.tmax
+        last_report = 0
+        while True:
+            if stop is not None and stop.is_set():
+                ended_by = "stopped"
+                break
+            if duration is not None and time.perf_counter() - t0 >= duration:
+                break
+            if inlet.ended:
+                ended_by = "stream ended"
+                break
+            if inlet.error is not None:
+                raise inlet.error
+            with seen_lock:
+                cues = [m for m in seen if (m.label in wanted if wanted else
+                                            m.label in default_classes(spec, [m.label]))]
+            if len(cues) != last_report:
+                last_report = len(cues)
+                say(f"{len(cues)} cues")
+            if trials is not None and len(cues) >= trials:
+                latest = inlet.ring.latest_time()
+                if latest is not None and latest >= cues[trials - 1].time + epoch_end + 0.1:
+                    ended_by = "trials"
+                    break
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        ended_by = "interrupted"
+    finally:
+        inlet.stop()
+        if marker_inlet is not None:
+            marker_inlet.stop()
+        if recorder is not None:
+            recorder.stop({"ended_by": ended_by, **inlet.stats()})
+    duration_s = time.perf_counter() - t0
+    try:
+        session = load_session(folder, policy)
+        say(f"recorded {len(session.data)} samples and {len(session.markers)} cues in "
+            f"{duration_s:.1f} s; training {spec.name}")
+        labels = [label for _, label in session.marker_samples()]
+        train_classes = sorted(classes) if classes else default_classes(spec, labels)
+        if len(train_classes) < 2:
+            raise EvaluationError(
+                f"calibration: cues {sorted(set(labels))[:10]} give fewer than two classes "
+                f"to train{f' (pipeline commands: {sorted(spec.commands)})' if spec.commands else ''}"
+                "; pass --classes"
+            )
+        from bci_toolkit.datasets.base import Recording
+
+        recordings = [Recording(raw=raw, subject=0, session="calibration", run=str(i),
+                                source=f"{folder} segment {i}")
+                      for i, raw in enumerate(session.to_raws())]
+        data = epoch_recordings(recordings, causal, train_classes)
+        check_trainable(data.y, "calibration recording")
+        t_fit = time.perf_counter()
+        decoder = fit_epochs(causal, data, train_classes, seed)
+        fit_time = time.perf_counter() - t_fit
+        labels_arr, counts = np.unique(data.y, return_counts=True)
+        class_counts = dict(zip(labels_arr.tolist(), [int(c) for c in counts], strict=True))
+        info: dict[str, Any] = {
+            "n_trials": int(len(data.y)), "class_counts": class_counts, "fit_time_s": fit_time,
+            "duration_s": duration_s, "n_samples": int(len(session.data)),
+            "events": events.counts(), "stream": session.meta.get("stream"),
+        }
+        path = save_artifact(out, decoder, causal, ch_names=data.ch_names, sfreq=data.sfreq,
+                             n_times=data.X.shape[2], extra={"calibration": info},
+                             policy=policy)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return CalibrationResult(
+        artifact=Path(path), classes=train_classes, n_trials=int(len(data.y)),
+        class_counts=class_counts, fit_time_s=fit_time, duration_s=duration_s,
+        n_samples=int(len(session.data)), n_markers=len(session.markers),
+        record=None if tmp is not None else folder, ended_by=ended_by,
+        events=events.counts(),
+    )

@@ -1,0 +1,581 @@
+"""Acquisition: LSL inlets that run in their own thread and survive a misbehaving stream.
+
+:class:`EEGInlet` resolves an EEG stream, checks its description against what the pipeline
+expects, then pulls samples in a dedicated thread into a preallocated
+:class:`~bci_toolkit.streaming.ring.RingBuffer`. The thread blocks inside liblsl (which
+releases the GIL) until a sample arrives, drains what else is queued, stamps the chunk with
+its local arrival time and goes back to waiting: it never waits for a consumer.
+
+Timestamps are mapped to the local clock with liblsl's clock-offset estimate (refreshed
+every few seconds), and made robust to:
+
+* gaps (samples missing at the source): recorded with an estimate of the lost samples, and
+  a *break* in the ring so that consumers restart their filters;
+* clock jumps (the source clock steps while samples keep arriving at the usual pace):
+  recorded and re-anchored so the corrected timeline stays continuous;
+* the stream disappearing: the inlet re-resolves the stream by its query until it comes
+  back (a restarted outlet has a new uid), records the outage, and checks that the new
+  stream has the same layout; it gives up after ``reconnect_timeout`` (never by default).
+
+:class:`MarkerInlet` does the same for a string marker stream (cues from stimulus software).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bci_toolkit.errors import StreamError
+from bci_toolkit.streaming.events import EventLog
+from bci_toolkit.streaming.lsl import (
+    StreamDescription,
+    describe,
+    local_clock,
+    lsl,
+    resolve_stream,
+)
+from bci_toolkit.streaming.ring import RingBuffer
+
+__all__ = ["EEGInlet", "Marker", "MarkerInlet"]
+
+logger = logging.getLogger("bci_toolkit.streaming")
+
+
+def _lost_error() -> type[Exception]:
+    from mne_lsl.lsl._utils import LostError
+
+    return LostError
+
+
+class _InletThread:
+    """Resolution, (re)connection and the pull thread shared by EEG and marker inlets."""
+
+    what = "stream"
+
+    def __init__(self, name: str | None, stype: str | None, source_id: str | None, *,
+                 timeout: float, stall_timeout: float, reconnect_timeout: float | None,
+                 max_buffered: float, events: EventLog | None) -> None:
+        if not (name or stype or source_id):
+            raise StreamError(f"{self.what}: give a stream name, type or source id")
+        self.query = {"name": name, "stype": stype, "source_id": source_id}
+        self.timeout = float(timeout)
+        self.stall_timeout = float(stall_timeout)
+        self.reconnect_timeout = reconnect_timeout
+        self.max_buffered = max(1, int(np.ceil(max_buffered)))
+        self.events = events if events is not None else EventLog()
+        self.description: StreamDescription | None = None
+        self.error: BaseException | None = None
+        self.ended = False
+        self._inlet: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._last_arrival: float | None = None
+        self._lost_since: float | None = None
+        self._next_check = 0.0
+        self.n_reconnects = 0
+        self.cpu_time_s = 0.0  # CPU time of the pull thread (time.thread_time)
+        self.wall_time_s = 0.0
+
+    # -- subclass hooks -------------------------------------------------------
+    def _check(self, desc: StreamDescription, first: bool) -> None:
+        """Raise StreamError when ``desc`` is not what the consumer expects."""
+
+    def _pull(self, inlet: Any) -> bool:
+        """Pull what is available; return whether anything came."""
+        raise NotImplementedError
+
+    def _on_reconnect(self, now: float) -> None:
+        """Called after a new inlet replaced a lost one."""
+
+    # -- life cycle -----------------------------------------------------------
+    def _resolve(self, timeout: float) -> Any:
+        return resolve_stream(**self.query, timeout=timeout, what=self.what)
+
+    def start(self) -> _InletThread:
+        """Resolve the stream, check it, open the inlet and start pulling.
+
+        Raises
+        ------
+        StreamError
+            No matching stream within ``timeout``, or one that does not fit.
+        """
+        sinfo = self._resolve(self.timeout)
+        inlet, desc = self._connect(sinfo, first=True)
+        self.description = desc
+        self._inlet = inlet
+        now = local_clock()
+        self._last_arrival = now
+        self.events.add("connected", now, self._sample_index(), uid=desc.uid,
+                        name=desc.name, source_id=desc.source_id)
+        self._thread = threading.Thread(target=self._run, name=f"lsl-{self.what}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _connect(self, sinfo: Any, first: bool) -> tuple[Any, StreamDescription]:
+        # Resolved infos carry only the header; the channel description comes with the
+        # full info, which needs an open inlet.
+        inlet = lsl().StreamInlet(sinfo, max_buffered=self.max_buffered, recover=False)
+        try:
+            inlet.open_stream(timeout=max(self.timeout, 2.0))
+            desc = describe(inlet.get_sinfo(timeout=max(self.timeout, 2.0)))
+            self._check(desc, first=first)
+            self._prepare(desc)
+            self._opened(inlet)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                inlet._del()
+            raise
+        return inlet, desc
+
+    def _prepare(self, desc: StreamDescription) -> None:
+        """Set up buffers for ``desc`` before data flows."""
+
+    def _opened(self, inlet: Any) -> None:
+        """Called once the inlet is subscribed."""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the pull thread and close the inlet."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._close_inlet()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _close_inlet(self) -> None:
+        inlet, self._inlet = self._inlet, None
+        if inlet is not None:
+            with contextlib.suppress(Exception):  # already gone with its outlet
+                inlet._del()
+
+    def _sample_index(self) -> int | None:
+        return None
+
+    def _run(self) -> None:
+        t_cpu, t_wall = time.thread_time(), time.perf_counter()
+        lost_error = _lost_error()
+        try:
+            while not self._stop.is_set():
+                if self._inlet is None:
+                    self._reconnect()
+                    continue
+                try:
+                    got = self._pull(self._inlet)
+                except lost_error:
+                    self._mark_lost(local_clock(), "connection lost")
+                    continue
+                self.cpu_time_s = time.thread_time() - t_cpu
+                now = local_clock()
+                if got:
+                    self._last_arrival = now
+                elif now - (self._last_arrival or now) > self.stall_timeout and \
+                        now >= self._next_check:
+                    self._check_alive(now)
+        except StreamError as exc:
+            self.error = exc
+            self.events.add("incompatible_stream", local_clock(), self._sample_index(),
+                            message=str(exc))
+        except Exception as exc:  # a bug must not kill the session silently
+            logger.exception("%s acquisition thread failed", self.what)
+            self.error = exc
+        finally:
+            self.cpu_time_s = time.thread_time() - t_cpu
+            self.wall_time_s = time.perf_counter() - t_wall
+            self._on_thread_exit()
+
+    def _on_thread_exit(self) -> None:
+        """Called in the pull thread when it ends."""
+
+    def _mark_lost(self, now: float, why: str) -> None:
+        self._close_inlet()
+        if self._lost_since is None:
+            self._lost_since = now
+            self.events.add("stream_lost", now, self._sample_index(), reason=why,
+                            uid=self.description.uid if self.description else None)
+            logger.warning("%s %r lost (%s); reconnecting", self.what,
+                           self.description.name if self.description else "?", why)
+
+    def _check_alive(self, now: float) -> None:
+        """No data for a while: the outlet may be gone or restarted under a new uid."""
+        self._next_check = now + max(1.0, self.stall_timeout)
+        try:
+            sinfo = self._resolve(min(1.0, self.stall_timeout))
+        except StreamError:
+            self._mark_lost(now, f"no data for {now - self._last_arrival:.1f} s and the "
+                                 "stream is no longer listed")
+            return
+        if self.description is not None and sinfo.uid != self.description.uid:
+            self._mark_lost(now, "a new outlet with the same identity appeared")
+            return
+        self._stall(now)
+
+    def _stall(self, now: float) -> None:
+        """The stream is still listed but silent."""
+
+    def _reconnect(self) -> None:
+        now = local_clock()
+        if (self.reconnect_timeout is not None and self._lost_since is not None
+                and now - self._lost_since > self.reconnect_timeout):
+            self.ended = True
+            self.events.add("stream_ended", now, self._sample_index(),
+                            after_s=now - self._lost_since)
+            self._stop.set()
+            return
+        try:
+            sinfo = self._resolve(0.5)
+        except StreamError:
+            self._stop.wait(0.2)
+            return
+        try:
+            inlet, desc = self._connect(sinfo, first=False)
+        except StreamError:
+            raise
+        except Exception:  # it vanished again between resolve and open
+            self._stop.wait(0.2)
+            return
+        self._inlet = inlet
+        now = local_clock()
+        outage = now - self._lost_since if self._lost_since is not None else 0.0
+        self.events.add("reconnected", now, self._sample_index(), uid=desc.uid,
+                        previous_uid=self.description.uid if self.description else None,
+                        outage_s=round(outage, 4))
+        self.description = desc
+        self.n_reconnects += 1
+        self._lost_since = None
+        self._last_arrival = now
+        self._on_reconnect(now)
+
+
+@dataclass
+class _Timeline:
+    """Maps source timestamps to the local clock, robust to offset changes and jumps."""
+
+    offset: float = 0.0       # liblsl's clock-offset estimate (remote → local)
+    shift: float = 0.0        # accumulated corrections of clock jumps
+    spacing: float = 0.0      # running estimate of seconds per sample (as stamped)
+    last_ts: float | None = None   # corrected time of the last sample
+    last_arrival: float | None = None
+
+
+class EEGInlet(_InletThread):
+    """An EEG stream pulled into a bounded ring buffer by a background thread.
+
+    Parameters
+    ----------
+    name, stype, source_id : str | None
+        Which stream (all given criteria must match; at least one).
+    sfreq : float | None
+        Nominal rate the consumer needs; a different stream is refused.
+    channels : sequence of str | None
+        Channels the consumer needs (present in any order; extras are ignored).
+    allow_unlabelled : bool
+        Accept a stream without channel labels whose count matches ``channels``.
+    timeout : float
+        Seconds to wait for the stream at start.
+    buffer_s : float
+        Seconds of signal the ring buffer holds (bounded memory; a consumer further behind
+        loses samples, counted as an overrun).
+    stall_timeout : float
+        Seconds without samples after which the inlet checks whether the stream is gone.
+    reconnect_timeout : float | None
+        Give up after the stream has been away this long (None: keep trying).
+    late_after : float
+        A sample arriving more than this after its (corrected) timestamp counts as late.
+    gap_tolerance : float
+        Seconds between consecutive samples, beyond the expected spacing, that count as
+        a gap (the floor; large jitter at slow rates raises it).
+    clock_sync_interval : float
+        Seconds between refreshes of the clock offset.
+    events : EventLog | None
+        Where events go (a fresh log by default).
+
+    Attributes
+    ----------
+    ring : RingBuffer
+        Created at :meth:`start`; holds values as received (see :attr:`scale`).
+    scale : ndarray
+        Per-channel multiplier from stream units to µV.
+    ch_names : list of str
+    n_samples, n_lost, n_late : int
+        Samples received, estimated missing at the source, and late.
+    """
+
+    what = "EEG stream"
+
+    def __init__(self, name: str | None = None, stype: str | None = None,
+                 source_id: str | None = None, *, sfreq: float | None = None,
+                 channels: list[str] | None = None, allow_unlabelled: bool = False,
+                 timeout: float = 10.0, buffer_s: float = 30.0, stall_timeout: float = 2.0,
+                 reconnect_timeout: float | None = None, late_after: float = 0.5,
+                 gap_tolerance: float = 0.25, clock_sync_interval: float = 5.0,
+                 events: EventLog | None = None) -> None:
+        super().__init__(name, stype, source_id, timeout=timeout, stall_timeout=stall_timeout,
+                         reconnect_timeout=reconnect_timeout,
+                         max_buffered=max(buffer_s, 2 * stall_timeout), events=events)
+        self.expected_sfreq = sfreq
+        self.expected_channels = list(channels) if channels is not None else None
+        self.allow_unlabelled = allow_unlabelled
+        self.buffer_s = float(buffer_s)
+        self.late_after = float(late_after)
+        self.gap_tolerance = float(gap_tolerance)
+        self.clock_sync_interval = float(clock_sync_interval)
+        self.ring: RingBuffer | None = None
+        self.scale = np.ones(0)
+        self.ch_names: list[str] = []
+        self.n_samples = 0
+        self.n_chunks = 0
+        self.n_lost = 0
+        self.n_late = 0
+        self.n_stalls = 0
+        self.timeline = _Timeline()
+        self._next_sync = 0.0
+        self._stalled = False
+        self._max_chunk = 1024
+        self._rate_t0: tuple[float, int] | None = None
+        self._rate_warned = False
+
+    # -- checks ---------------------------------------------------------------
+    def _check(self, desc: StreamDescription, first: bool) -> None:
+        from bci_toolkit.streaming.lsl import check_stream, unit_scale
+
+        where = f"stream {desc.name!r}"
+        if not first:
+            if not self.description.same_format(desc):
+                raise StreamError(
+                    f"{where} came back with a different layout: {desc.label()} with "
+                    f"channels {(desc.ch_names or [])[:6]}..., it was "
+                    f"{self.description.label()}; the session stops"
+                )
+            return
+        names = check_stream(desc, sfreq=self.expected_sfreq, channels=self.expected_channels,
+                             allow_unlabelled=self.allow_unlabelled)
+        scale, assumed = unit_scale(desc.units, names, where)
+        self.ch_names = names
+        self.scale = scale
+        if assumed:
+            self.events.add("units_assumed", local_clock(), None, unit="microvolts")
+
+    # -- life cycle -----------------------------------------------------------
+    def _prepare(self, desc: StreamDescription) -> None:
+        if self.ring is None:
+            capacity = int(np.ceil(self.buffer_s * desc.sfreq))
+            self.ring = RingBuffer(desc.n_channels, max(capacity, 1), dtype=desc.dtype)
+            self._max_chunk = int(max(64, min(capacity, desc.sfreq)))
+            self.timeline.spacing = 1.0 / desc.sfreq
+
+    def _opened(self, inlet: Any) -> None:
+        self._sync_clock(inlet, first=True)
+
+    def _on_thread_exit(self) -> None:
+        if self.ring is not None:
+            self.ring.close()
+
+    def _sample_index(self) -> int | None:
+        return self.ring.total if self.ring is not None else None
+
+    def _on_reconnect(self, now: float) -> None:
+        self.ring.mark_break()
+        self.timeline.last_arrival = None  # the next sample is compared across the outage
+
+    def _stall(self, now: float) -> None:
+        if not self._stalled:
+            self._stalled = True
+            self.n_stalls += 1
+            self.events.add("stall", now, self._sample_index(),
+                            silent_s=round(now - self._last_arrival, 3))
+
+    def _sync_clock(self, inlet: Any, first: bool = False) -> None:
+        try:
+            offset = inlet.time_correction(timeout=2.0 if first else 0.2)
+        except (TimeoutError, _lost_error()):
+            return
+        except Exception:  # offset estimation is best effort
+            return
+        self.timeline.offset = float(offset)
+        self._next_sync = local_clock() + self.clock_sync_interval
+
+    # -- pulling --------------------------------------------------------------
+    def _pull(self, inlet: Any) -> bool:
+        # Block (GIL released) until one sample is there, then drain the queue.
+        sample, ts = inlet.pull_sample(timeout=0.1)
+        if not ts:
+            return False
+        arrival = local_clock()
+        data, stamps = inlet.pull_chunk(timeout=0.0, max_samples=self._max_chunk)
+        n = 1 + len(stamps)
+        block = np.empty((n, len(sample)), dtype=self.ring._data.dtype)
+        block[0] = sample
+        block[1:] = data
+        times = np.empty(n)
+        times[0] = ts
+        times[1:] = stamps
+        self._ingest(block, times, arrival)
+        if arrival >= self._next_sync:
+            self._sync_clock(inlet)
+        return True
+
+    def _ingest(self, data: np.ndarray, stamps: np.ndarray, arrival: float) -> None:
+        tl = self.timeline
+        self._stalled = False
+        times = stamps + tl.offset + tl.shift
+        n = len(times)
+        index = self.ring.total
+        if tl.last_ts is not None:
+            dts = times[0] - tl.last_ts
+            darr = arrival - tl.last_arrival if tl.last_arrival is not None else None
+            expected = tl.spacing
+            if dts < -max(0.05, 5 * expected) or (darr is not None and dts - darr > 1.0
+                                                  and dts > self.gap_tolerance):
+                # Time went back, or leapt ahead while samples kept their usual pace.
+                jump = dts - expected
+                tl.shift -= jump
+                times -= jump
+                self.events.add("clock_jump", arrival, index, jump_s=round(jump, 6))
+                logger.warning("clock jump of %+.3f s on stream %r re-anchored", jump,
+                               self.description.name)
+            elif dts > max(self.gap_tolerance, 10 * expected):
+                lost = max(0, int(round(dts / expected)) - 1) if expected > 0 else 0
+                self.n_lost += lost
+                self.ring.mark_break()
+                self.events.add("gap", arrival, index, gap_s=round(dts, 6), lost_samples=lost)
+            elif dts > 0:
+                # Running estimate of the stamped spacing (replays may run faster).
+                step = (times[-1] - tl.last_ts) / n
+                tl.spacing += 0.05 * (step - tl.spacing)
+        elif n > 1:
+            tl.spacing = max((times[-1] - times[0]) / (n - 1), 1e-9) if \
+                times[-1] > times[0] else tl.spacing
+        age = arrival - times[-1]
+        if age > self.late_after:
+            self.n_late += n
+        self.ring.write(data, times, arrival)
+        tl.last_ts = float(times[-1])
+        tl.last_arrival = arrival
+        self.n_samples += n
+        self.n_chunks += 1
+        self._check_rate(arrival)
+
+    def _check_rate(self, arrival: float) -> None:
+        # Measured over >= 10 s of arrivals; a rate far from nominal (a misconfigured
+        # amplifier, a replay running faster than real time) is reported once.
+        if self._rate_t0 is None:
+            self._rate_t0 = (arrival, self.n_samples)
+            return
+        t0, n0 = self._rate_t0
+        if self._rate_warned or arrival - t0 < 10.0:
+            return
+        rate = (self.n_samples - n0) / (arrival - t0)
+        nominal = self.description.sfreq
+        if abs(rate - nominal) > 0.05 * nominal:
+            self._rate_warned = True
+            self.events.add("rate_mismatch", arrival, self.ring.total,
+                            measured_hz=round(rate, 3), nominal_hz=nominal)
+        self._rate_t0 = (arrival, self.n_samples)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of the acquisition so far."""
+        return {
+            "n_samples": self.n_samples, "n_chunks": self.n_chunks, "lost_samples": self.n_lost,
+            "late_samples": self.n_late, "reconnects": self.n_reconnects,
+            "stalls": self.n_stalls, "clock_jumps": self.events.count("clock_jump"),
+            "gaps": self.events.count("gap"), "clock_offset_s": self.timeline.offset,
+            "acquisition_cpu_s": self.cpu_time_s, "acquisition_wall_s": self.wall_time_s,
+        }
+
+
+@dataclass(frozen=True)
+class Marker:
+    """One cue from a marker stream.
+
+    Attributes
+    ----------
+    time : float
+        Marker time on the local LSL clock (clock offset applied).
+    label : str
+    arrival : float
+        Local LSL time at which it was pulled.
+    """
+
+    time: float
+    label: str
+    arrival: float
+
+
+class MarkerInlet(_InletThread):
+    """A marker (cue) stream pulled by a background thread.
+
+    Parameters
+    ----------
+    name, stype, source_id : str | None
+        Which stream. Markers are usually ``type='Markers'``, one string channel.
+    timeout : float
+        Seconds to wait for the stream at start.
+    on_marker : callable | None
+        Called in the pull thread with each :class:`Marker`.
+    reconnect_timeout : float | None
+        Give up after the stream has been away this long (None: keep trying).
+    events : EventLog | None
+    """
+
+    what = "marker stream"
+
+    def __init__(self, name: str | None = None, stype: str | None = None,
+                 source_id: str | None = None, *, timeout: float = 10.0,
+                 on_marker: Callable[[Marker], None] | None = None,
+                 reconnect_timeout: float | None = None, events: EventLog | None = None
+                 ) -> None:
+        # Markers are sparse: silence is normal, so liveness is checked only every 5 s.
+        super().__init__(name, stype, source_id, timeout=timeout, stall_timeout=5.0,
+                         reconnect_timeout=reconnect_timeout, max_buffered=60, events=events)
+        self.on_marker = on_marker
+        self.markers: list[Marker] = []
+        self._lock = threading.Lock()
+        self._offset = 0.0
+        self._next_sync = 0.0
+
+    def _check(self, desc: StreamDescription, first: bool) -> None:
+        if desc.sfreq not in (0, 0.0):
+            raise StreamError(f"stream {desc.name!r} has a regular rate ({desc.sfreq:g} Hz); "
+                              "a marker stream is irregular (rate 0)")
+
+    def _opened(self, inlet: Any) -> None:
+        try:
+            self._offset = float(inlet.time_correction(timeout=2.0))
+        except Exception:  # offset estimation is best effort
+            self._offset = 0.0
+
+    def _pull(self, inlet: Any) -> bool:
+        first, ts = inlet.pull_sample(timeout=0.1)
+        if not ts:
+            return False
+        arrival = local_clock()
+        rest, more = inlet.pull_chunk(timeout=0.0, max_samples=256)
+        values = [list(first), *list(rest)]
+        stamps = [ts, *list(more)]
+        if arrival >= self._next_sync:
+            with contextlib.suppress(Exception):  # keep the previous estimate
+                self._offset = float(inlet.time_correction(timeout=0.2))
+            self._next_sync = arrival + 5.0
+        for value, ts in zip(values, stamps, strict=True):
+            label = value[0] if isinstance(value, list | tuple | np.ndarray) else value
+            marker = Marker(float(ts) + self._offset, str(label), arrival)
+            with self._lock:
+                self.markers.append(marker)
+            if self.on_marker is not None:
+                self.on_marker(marker)
+        return True
+
+    def all(self) -> list[Marker]:
+        """Every marker received so far."""
+        with self._lock:
+            return list(self.markers)
