@@ -52,6 +52,9 @@ _LAZY: dict[str, str] = {
     "mdm": "bci_toolkit.decoders.classical:MDMDecoder",
     "ssvep_cca": "bci_toolkit.decoders.classical:SSVEPCCA",
     "ssvep_ts_lr": "bci_toolkit.decoders.classical:FilterBankTangentSpaceLR",
+    "shallow_convnet": "bci_toolkit.decoders.deep.models:ShallowConvNet",
+    "deep4": "bci_toolkit.decoders.deep.models:Deep4",
+    "eegnet": "bci_toolkit.decoders.deep.models:EEGNet",
 }
 _LOADED: dict[str, type] = {}
 

@@ -1,0 +1,158 @@
+"""Export a fitted ConvNet decoder to ONNX or TorchScript.
+
+The exported graph takes raw windows in µV, ``(batch, n_channels, n_times)`` float32, and
+returns class probabilities whose columns follow ``decoder.classes_``: the per-channel
+standardisation and the softmax (and, for cropped models, the averaging over crops) are
+part of the graph, so a runtime without Python can reproduce ``predict_proba``.
+
+Both writers go through the privacy hook: under an encrypting policy the exported file is
+encrypted at rest like every other artifact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bci_toolkit.errors import ArtifactError
+
+ONNX_OPSET = 17
+FORMATS = ("onnx", "torchscript")
+
+
+class InferenceModule(torch.nn.Module):
+    """Standardisation → braindecode module → (mean over crops) → softmax."""
+
+    def __init__(self, module: torch.nn.Module, mean: np.ndarray, scale: np.ndarray) -> None:
+        super().__init__()
+        self.module = module
+        self.register_buffer("center", torch.as_tensor(mean, dtype=torch.float32)[None, :, None])
+        self.register_buffer("inv_scale",
+                             1.0 / torch.as_tensor(scale, dtype=torch.float32)[None, :, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.module((x - self.center) * self.inv_scale)
+        if out.dim() == 3:
+            out = out.mean(dim=-1)
+        return torch.softmax(out, dim=-1)
+
+
+def _example(decoder: Any) -> torch.Tensor:
+    return torch.zeros(2, decoder.n_features_in_, decoder.n_times_)
+
+
+def export_onnx(decoder: Any, path: str | os.PathLike, policy: Any = None,
+                opset: int = ONNX_OPSET) -> Path:
+    """Write ``decoder`` as an ONNX model (input ``eeg``, output ``proba``, dynamic batch).
+
+    Uses torch's TorchScript-based exporter, which needs no extra dependency.
+    """
+    from bci_toolkit.privacy import write_bytes
+
+    module = decoder.inference_module()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter deprecation notices, tracer warnings
+        torch.onnx.export(
+            module, (_example(decoder),), buf, dynamo=False, opset_version=opset,
+            input_names=["eeg"], output_names=["proba"],
+            dynamic_axes={"eeg": {0: "batch"}, "proba": {0: "batch"}},
+        )
+    import onnx
+
+    model = onnx.load_from_string(buf.getvalue())
+    for key, value in _metadata(decoder).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    path = Path(path)
+    write_bytes(path, model.SerializeToString(), policy)
+    return path
+
+
+def export_torchscript(decoder: Any, path: str | os.PathLike, policy: Any = None) -> Path:
+    """Write ``decoder`` as a traced TorchScript module (``torch.jit.load``-able)."""
+    from bci_toolkit.privacy import write_bytes
+
+    module = decoder.inference_module()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # torch.jit deprecation notices, tracer warnings
+        traced = torch.jit.trace(module, (_example(decoder),), check_trace=False)
+    buf = io.BytesIO()
+    extra = {"bci_toolkit.json": json.dumps(_metadata(decoder))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(traced, buf, _extra_files=extra)
+    path = Path(path)
+    write_bytes(path, buf.getvalue(), policy)
+    return path
+
+
+def export(decoder: Any, path: str | os.PathLike, fmt: str = "onnx", policy: Any = None) -> Path:
+    """Export in ``fmt`` (``"onnx"`` or ``"torchscript"``)."""
+    if fmt == "onnx":
+        return export_onnx(decoder, path, policy)
+    if fmt == "torchscript":
+        return export_torchscript(decoder, path, policy)
+    raise ValueError(f"export format must be one of {list(FORMATS)}, got {fmt!r}")
+
+
+def load_onnx_session(path: str | os.PathLike, policy: Any = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` on an exported file (decrypting if needed)."""
+    import onnxruntime as ort
+
+    from bci_toolkit.privacy import read_bytes
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    return ort.InferenceSession(read_bytes(Path(path), policy), sess_options=opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def load_torchscript(path: str | os.PathLike, policy: Any = None) -> torch.jit.ScriptModule:
+    """Load an exported TorchScript file (decrypting if needed)."""
+    from bci_toolkit.privacy import read_bytes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.jit.load(io.BytesIO(read_bytes(Path(path), policy)), map_location="cpu")
+
+
+def check_export(decoder: Any, path: str | os.PathLike, X: np.ndarray, fmt: str = "onnx",
+                 policy: Any = None, atol: float = 1e-5) -> float:
+    """Largest absolute difference between the exported model and ``predict_proba``.
+
+    Raises
+    ------
+    ArtifactError
+        If it exceeds ``atol``.
+    """
+    expected = decoder.predict_proba(X)
+    x = np.ascontiguousarray(X, dtype=np.float32)
+    if fmt == "onnx":
+        got = load_onnx_session(path, policy).run(["proba"], {"eeg": x})[0]
+    else:
+        with torch.inference_mode():
+            got = load_torchscript(path, policy)(torch.from_numpy(x)).numpy()
+    diff = float(np.max(np.abs(got - expected))) if len(X) else 0.0
+    if diff > atol:
+        raise ArtifactError(f"{path}: exported model differs from the decoder by {diff:.2e} "
+                            f"(tolerance {atol:.0e})")
+    return diff
+
+
+def _metadata(decoder: Any) -> dict[str, str]:
+    return {
+        "classes": json.dumps([str(c) for c in decoder.classes_]),
+        "ch_names": json.dumps(list(decoder.ch_names_)),
+        "sfreq": json.dumps(decoder.sfreq_),
+        "n_times": str(int(decoder.n_times_)),
+        "architecture": json.dumps(decoder.architecture()),
+        "input_unit": "uV",
+    }

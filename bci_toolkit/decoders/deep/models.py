@@ -1,0 +1,280 @@
+"""ShallowConvNet, Deep4 and EEGNet as scikit-learn decoders.
+
+Each class wraps one braindecode model (``ShallowFBCSPNet``, ``Deep4Net``, ``EEGNet``)
+behind :class:`~bci_toolkit.decoders.deep.estimator.DeepEpochClassifier`. Signal
+dimensions follow braindecode's uniform signature (``n_chans``, ``n_outputs``,
+``n_times``, ``sfreq``) and are filled from the data by the decoder registry; the
+architecture and training parameters come from the pipeline's ``decoder.params``.
+
+Architecture parameters are in samples, as in braindecode (whose defaults were designed
+for 250 Hz ShallowConvNet/Deep4 and 128 Hz EEGNet).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bci_toolkit.decoders.deep.estimator import DeepEpochClassifier
+
+_COMMON_DOC = """
+    n_chans, n_outputs, n_times, sfreq, ch_names
+        Signal description, filled from the data by the registry. ``n_chans``/``n_times``
+        are checked against ``X`` when given; the model gets one output per class in ``y``.
+    max_epochs : int
+        Upper bound on training epochs.
+    batch_size : int
+        Mini-batch size (capped at the number of training trials).
+    lr, weight_decay : float
+        AdamW learning rate and decoupled weight decay.
+    lr_schedule : {"cosine", "constant"}
+        Cosine annealing over ``max_epochs`` (braindecode's default recipe) or none.
+    patience : int | None
+        Early stopping: epochs without a lower validation loss before training stops; the
+        best weights are restored. ``None`` trains for ``max_epochs``.
+    valid_fraction : float
+        Stratified share of the training trials held out for early stopping (``0``: none).
+    augmentation : str | list of str | None
+        Names from :data:`bci_toolkit.decoders.deep.augment.AUGMENTATIONS`.
+    augmentation_prob : float
+        Probability with which each transform is applied to a batch.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        ``"auto"`` trains and predicts on CUDA when present, else on the CPU.
+    n_threads : int | None
+        Torch intra-op threads on CPU; ``None`` follows ``OMP_NUM_THREADS`` or uses every
+        CPU available to the process.
+    pretrained : str | None
+        Artifact folder of the same decoder (e.g. trained on other subjects) to start
+        from; ``fit`` then fine-tunes it.
+    finetune_lr : float | None
+        Learning rate when fine-tuning (``fit`` with ``pretrained``, or
+        :meth:`fine_tune`); ``None`` means ``lr / 10``.
+    finetune_epochs : int | None
+        Epoch budget when fine-tuning; ``None`` means ``max_epochs``.
+    random_state : int | None
+        Seeds weights, batch order, dropout, augmentation and the validation split.
+    verbose : int
+        skorch's per-epoch log when > 0.
+"""
+
+
+class ShallowConvNet(DeepEpochClassifier):
+    __doc__ = """ShallowFBCSPNet (Schirrmeister et al. 2017): temporal + spatial convolution,
+    squaring, mean pooling, log: a learned filter-bank CSP.
+
+    Parameters
+    ----------
+    n_filters_time, filter_time_length, n_filters_spat, pool_time_length, pool_time_stride,
+    final_conv_length, drop_prob
+        braindecode's ``ShallowFBCSPNet`` arguments.
+    cropped : bool
+        Cropped (dense) decoding: the network emits one prediction per receptive field
+        position and the loss averages them, which multiplies the training signal per trial.
+        With ``final_conv_length="auto"`` the receptive field is about half the window.
+        A cropped model predicts on any window at least one receptive field long.
+    """ + _COMMON_DOC
+
+    module_name = "ShallowFBCSPNet"
+    arch_params = ("n_filters_time", "filter_time_length", "n_filters_spat",
+                   "pool_time_length", "pool_time_stride", "final_conv_length", "drop_prob")
+    supports_cropped = True
+
+    def __init__(self, n_chans: int | None = None, n_outputs: int | None = None,
+                 n_times: int | None = None, sfreq: float | None = None,
+                 ch_names: list[str] | None = None, *,
+                 n_filters_time: int = 40, filter_time_length: int = 25,
+                 n_filters_spat: int = 40, pool_time_length: int = 75,
+                 pool_time_stride: int = 15, final_conv_length: int | str = "auto",
+                 drop_prob: float = 0.5, cropped: bool = False,
+                 max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
+                 weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                 patience: int | None = 15, valid_fraction: float = 0.2,
+                 augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
+                 device: str = "auto", n_threads: int | None = None,
+                 pretrained: str | None = None, finetune_lr: float | None = None,
+                 finetune_epochs: int | None = None, random_state: int | None = 42,
+                 verbose: int = 0) -> None:
+        self.n_chans = n_chans
+        self.n_outputs = n_outputs
+        self.n_times = n_times
+        self.sfreq = sfreq
+        self.ch_names = ch_names
+        self.n_filters_time = n_filters_time
+        self.filter_time_length = filter_time_length
+        self.n_filters_spat = n_filters_spat
+        self.pool_time_length = pool_time_length
+        self.pool_time_stride = pool_time_stride
+        self.final_conv_length = final_conv_length
+        self.drop_prob = drop_prob
+        self.cropped = cropped
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.patience = patience
+        self.valid_fraction = valid_fraction
+        self.augmentation = augmentation
+        self.augmentation_prob = augmentation_prob
+        self.device = device
+        self.n_threads = n_threads
+        self.pretrained = pretrained
+        self.finetune_lr = finetune_lr
+        self.finetune_epochs = finetune_epochs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _module_kwargs(self, n_times: int) -> dict[str, Any]:
+        kwargs = super()._module_kwargs(n_times)
+        if self.cropped and self.final_conv_length == "auto":
+            # Receptive field = filter + pool + stride * (final - 1) - 1 samples; aim at
+            # half the window so each trial yields many crops.
+            target = n_times // 2
+            k = round((target - self.filter_time_length - self.pool_time_length + 1)
+                      / self.pool_time_stride) + 1
+            kwargs["final_conv_length"] = max(int(k), 1)
+        return kwargs
+
+    def _after_build(self, module: torch.nn.Module) -> torch.nn.Module:
+        if self.cropped:
+            module.to_dense_prediction_model()
+        return module
+
+
+class Deep4(DeepEpochClassifier):
+    __doc__ = """Deep4Net (Schirrmeister et al. 2017): four conv-pool blocks.
+
+    Parameters
+    ----------
+    n_filters_time, n_filters_spat, filter_time_length, pool_time_length,
+    pool_time_stride, n_filters_2, filter_length_2, n_filters_3, filter_length_3,
+    n_filters_4, filter_length_4, final_conv_length, drop_prob
+        braindecode's ``Deep4Net`` arguments. Four max-pools of stride
+        ``pool_time_stride`` shrink time 81-fold with the defaults; braindecode pads
+        short inputs, but windows shorter than about 2 s at 160 Hz leave the last blocks
+        with almost nothing to see.
+    """ + _COMMON_DOC
+
+    module_name = "Deep4Net"
+    arch_params = ("n_filters_time", "n_filters_spat", "filter_time_length",
+                   "pool_time_length", "pool_time_stride", "n_filters_2", "filter_length_2",
+                   "n_filters_3", "filter_length_3", "n_filters_4", "filter_length_4",
+                   "final_conv_length", "drop_prob")
+    cropped = False
+
+    def __init__(self, n_chans: int | None = None, n_outputs: int | None = None,
+                 n_times: int | None = None, sfreq: float | None = None,
+                 ch_names: list[str] | None = None, *,
+                 n_filters_time: int = 25, n_filters_spat: int = 25,
+                 filter_time_length: int = 10, pool_time_length: int = 3,
+                 pool_time_stride: int = 3, n_filters_2: int = 50, filter_length_2: int = 10,
+                 n_filters_3: int = 100, filter_length_3: int = 10, n_filters_4: int = 200,
+                 filter_length_4: int = 10, final_conv_length: int | str = "auto",
+                 drop_prob: float = 0.5,
+                 max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
+                 weight_decay: float = 5e-4, lr_schedule: str = "cosine",
+                 patience: int | None = 15, valid_fraction: float = 0.2,
+                 augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
+                 device: str = "auto", n_threads: int | None = None,
+                 pretrained: str | None = None, finetune_lr: float | None = None,
+                 finetune_epochs: int | None = None, random_state: int | None = 42,
+                 verbose: int = 0) -> None:
+        self.n_chans = n_chans
+        self.n_outputs = n_outputs
+        self.n_times = n_times
+        self.sfreq = sfreq
+        self.ch_names = ch_names
+        self.n_filters_time = n_filters_time
+        self.n_filters_spat = n_filters_spat
+        self.filter_time_length = filter_time_length
+        self.pool_time_length = pool_time_length
+        self.pool_time_stride = pool_time_stride
+        self.n_filters_2 = n_filters_2
+        self.filter_length_2 = filter_length_2
+        self.n_filters_3 = n_filters_3
+        self.filter_length_3 = filter_length_3
+        self.n_filters_4 = n_filters_4
+        self.filter_length_4 = filter_length_4
+        self.final_conv_length = final_conv_length
+        self.drop_prob = drop_prob
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.patience = patience
+        self.valid_fraction = valid_fraction
+        self.augmentation = augmentation
+        self.augmentation_prob = augmentation_prob
+        self.device = device
+        self.n_threads = n_threads
+        self.pretrained = pretrained
+        self.finetune_lr = finetune_lr
+        self.finetune_epochs = finetune_epochs
+        self.random_state = random_state
+        self.verbose = verbose
+
+
+class EEGNet(DeepEpochClassifier):
+    __doc__ = """EEGNet (Lawhern et al. 2018): temporal conv, depthwise spatial conv,
+    separable conv; a few thousand weights.
+
+    Parameters
+    ----------
+    F1, D, F2, kernel_length, depthwise_kernel_length, pool1_kernel_size,
+    pool2_kernel_size, drop_prob
+        braindecode's ``EEGNet`` arguments (``F2=None`` means ``F1 * D``). Time shrinks by
+        ``pool1_kernel_size * pool2_kernel_size`` (32 by default), so windows need at
+        least that many samples.
+    """ + _COMMON_DOC
+
+    module_name = "EEGNet"
+    arch_params = ("F1", "D", "F2", "kernel_length", "depthwise_kernel_length",
+                   "pool1_kernel_size", "pool2_kernel_size", "drop_prob")
+    cropped = False
+
+    def __init__(self, n_chans: int | None = None, n_outputs: int | None = None,
+                 n_times: int | None = None, sfreq: float | None = None,
+                 ch_names: list[str] | None = None, *,
+                 F1: int = 8, D: int = 2, F2: int | None = None,  # noqa: N803 - paper names
+                 kernel_length: int = 64, depthwise_kernel_length: int = 16,
+                 pool1_kernel_size: int = 4, pool2_kernel_size: int = 8,
+                 drop_prob: float = 0.25,
+                 max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
+                 weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                 patience: int | None = 15, valid_fraction: float = 0.2,
+                 augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
+                 device: str = "auto", n_threads: int | None = None,
+                 pretrained: str | None = None, finetune_lr: float | None = None,
+                 finetune_epochs: int | None = None, random_state: int | None = 42,
+                 verbose: int = 0) -> None:
+        self.n_chans = n_chans
+        self.n_outputs = n_outputs
+        self.n_times = n_times
+        self.sfreq = sfreq
+        self.ch_names = ch_names
+        self.F1 = F1
+        self.D = D
+        self.F2 = F2
+        self.kernel_length = kernel_length
+        self.depthwise_kernel_length = depthwise_kernel_length
+        self.pool1_kernel_size = pool1_kernel_size
+        self.pool2_kernel_size = pool2_kernel_size
+        self.drop_prob = drop_prob
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.lr_schedule = lr_schedule
+        self.patience = patience
+        self.valid_fraction = valid_fraction
+        self.augmentation = augmentation
+        self.augmentation_prob = augmentation_prob
+        self.device = device
+        self.n_threads = n_threads
+        self.pretrained = pretrained
+        self.finetune_lr = finetune_lr
+        self.finetune_epochs = finetune_epochs
+        self.random_state = random_state
+        self.verbose = verbose
