@@ -27,9 +27,16 @@ def run_app(app: typer.Typer, argv: list[str]) -> int:
     verbose = "--verbose" in argv or "-v" in argv[:1]
     if not verbose:
         os.environ.setdefault("MNE_LOGGING_LEVEL", "ERROR")
-        logging.getLogger("mne").setLevel(logging.ERROR)
+        for name in ("mne", "moabb", "distributed"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        try:  # pooch's logger is not registered with logging.getLogger
+            import pooch
+
+            pooch.get_logger().setLevel(logging.ERROR)
+        except ImportError:
+            pass
     try:
-        app(args=argv, prog_name="bci", standalone_mode=False)
+        result = app(args=argv, prog_name="bci", standalone_mode=False)
     except BCIError as exc:
         if verbose:
             traceback.print_exc()
@@ -50,7 +57,8 @@ def run_app(app: typer.Typer, argv: list[str]) -> int:
             print(f"error: {type(exc).__name__}: {exc} (run with --verbose for the traceback)",
                   file=sys.stderr)
         return 1
-    return 0
+    # With standalone_mode=False click returns the exit code of `raise typer.Exit(n)`.
+    return result if isinstance(result, int) else 0
 
 
 def parse_int_list(text: str, what: str) -> list[int]:

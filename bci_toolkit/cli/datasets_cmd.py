@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
             report = ds.verify(subj)
             ok = sum(s == "ok" for _, s in report)
             missing = sum(s == "missing" for _, s in report)
-            for rel, status in report:
+            for _rel, status in report:
                 if status not in ("ok", "missing"):
                     bad.append(status)
                     typer.echo(f"FAIL {status}")

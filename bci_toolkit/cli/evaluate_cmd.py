@@ -28,12 +28,34 @@ def _specs(pipelines: str) -> list:
     return specs
 
 
+def _events(text: str | None) -> dict[str, str] | None:
+    from bci_toolkit.datasets.files import parse_event_mapping
+
+    return parse_event_mapping(text) if text else None
+
+
+def _check_source(config) -> None:
+    from bci_toolkit.errors import UnknownNameError
+
+    if config.files and config.dataset != "files":
+        raise UnknownNameError("give either --dataset or --file, not both")
+    if not config.files and (config.dataset == "files" or config.task == "files"):
+        raise UnknownNameError("give --dataset and --task, or --file with --events")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(
-        dataset: str = typer.Option(..., "--dataset", help="Dataset name (see `bci datasets list`)."),
-        subjects: str = typer.Option(..., "--subjects", help="Subjects, e.g. 1-10 or 1,3,7."),
-        task: str = typer.Option(..., "--task", help="Task of the dataset, e.g. left_right."),
+        dataset: str = typer.Option(None, "--dataset", help="Dataset name (see `bci datasets list`)."),
+        subjects: str = typer.Option("1", "--subjects", help="Subjects, e.g. 1-10 or 1,3,7."),
+        task: str = typer.Option(None, "--task", help="Task of the dataset, e.g. left_right."),
+        files: list[Path] = typer.Option(None, "--file",
+                                         help="Your own recording instead of --dataset (repeat "
+                                              "for several runs): EDF/BDF/GDF/FIF/BrainVision/"
+                                              "EEGLAB/XDF."),
+        events: str = typer.Option(None, "--events",
+                                   help="Annotation → class mapping for --file, e.g. "
+                                        "'T1=left,T2=right'."),
         pipelines: str = typer.Option(..., "--pipelines",
                                       help="Comma-separated shipped pipeline names or YAML paths."),
         protocol: str = typer.Option("within-session", "--protocol",
@@ -60,10 +82,13 @@ def register(app: typer.Typer) -> None:
         from bci_toolkit.privacy import PrivacyPolicy
 
         config = EvaluationConfig(
-            dataset=dataset, subjects=parse_int_list(subjects, "subjects"), task=task,
-            pipelines=_specs(pipelines), protocol=protocol, n_folds=n_folds, seed=seed,
-            n_jobs=n_jobs, scheduler=scheduler, data_dir=data_dir, permutations=permutations,
+            dataset=dataset or "files", subjects=parse_int_list(subjects, "subjects"),
+            task=task or "files", pipelines=_specs(pipelines), protocol=protocol,
+            n_folds=n_folds, seed=seed, n_jobs=n_jobs, scheduler=scheduler, data_dir=data_dir,
+            permutations=permutations, files=[str(f) for f in files] if files else None,
+            events=_events(events),
         )
+        _check_source(config)
         policy = PrivacyPolicy.from_env()
         t0 = time.perf_counter()
         if protocol == "pseudo-online":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from bci_toolkit.datasets.base import Dataset, Recording
-from bci_toolkit.datasets.manifest import Manifest, TaskInfo, get_manifest, list_manifest_names
+from bci_toolkit.datasets.manifest import Manifest, TaskInfo, get_manifest
 from bci_toolkit.errors import UnknownNameError
 
 __all__ = [

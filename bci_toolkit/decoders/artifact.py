@@ -13,6 +13,7 @@ encrypting policy covers artifacts too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -38,10 +39,8 @@ _VERSIONED = ("numpy", "scipy", "scikit-learn", "mne", "pyriemann", "torch", "br
 def _versions() -> dict[str, str]:
     out = {"bci-toolkit": __version__, "python": platform.python_version()}
     for dist in _VERSIONED:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -45,6 +45,41 @@ class EvaluationConfig:
     scheduler: str | None = None
     data_dir: str | None = None
     permutations: int = 0
+    #: Users' own recordings (any format :func:`~bci_toolkit.datasets.files.read_file`
+    #: reads), used instead of ``dataset``; each file is one run of subject 1.
+    files: list[str] | None = None
+    #: Annotation → class mapping for ``files`` (default: the first pipeline's ``events``).
+    events: dict[str, str] | None = None
+
+    def task_classes(self) -> list[str]:
+        """Classes of the task, from the dataset manifest or the event mapping."""
+        if self.files:
+            return list(dict.fromkeys(self.file_events().values()))
+        from bci_toolkit.datasets import get_dataset
+
+        return list(get_dataset(self.dataset, self.data_dir).manifest.task(self.task).classes)
+
+    def file_events(self) -> dict[str, str]:
+        from bci_toolkit.errors import DataError
+
+        events = self.events or next((p.events for p in self.pipelines if p.events), None)
+        if not events:
+            raise DataError(
+                f"{self.files[0]}: no event mapping; pass --events 'T1=left,T2=right' or set "
+                "'events:' in the pipeline YAML"
+            )
+        return events
+
+    def load_recordings(self, subject: int) -> list:
+        """Verified recordings of ``subject`` for the task."""
+        if self.files:
+            from bci_toolkit.datasets.files import read_file
+
+            return [read_file(f, self.file_events(), subject=subject, run=str(i))
+                    for i, f in enumerate(self.files)]
+        from bci_toolkit.datasets import get_dataset
+
+        return get_dataset(self.dataset, self.data_dir).load(subject, self.task)
 
 
 @dataclass
@@ -151,11 +186,8 @@ def _prep_key(spec: PipelineSpec) -> str:
 
 def load_epochs(config: EvaluationConfig, subject: int) -> dict[str, EpochsData]:
     """Epochs of one subject for every distinct preprocessing among the pipelines."""
-    from bci_toolkit.datasets import get_dataset
-
-    dataset = get_dataset(config.dataset, config.data_dir)
-    classes = list(dataset.manifest.task(config.task).classes)
-    recordings = dataset.load(subject, config.task)
+    classes = config.task_classes()
+    recordings = config.load_recordings(subject)
     out: dict[str, EpochsData] = {}
     for spec in config.pipelines:
         key = _prep_key(spec)
@@ -285,12 +317,13 @@ def evaluate(config: EvaluationConfig, progress: bool = True) -> EvaluationResul
     check_protocol(config.protocol)
     if config.n_folds < 2:
         raise EvaluationError(f"--n-folds must be at least 2, got {config.n_folds}")
-    dataset = get_dataset(config.dataset, config.data_dir)
-    classes = list(dataset.manifest.task(config.task).classes)
-    for s in config.subjects:
-        dataset.manifest.check_subject(s)
-    for spec in config.pipelines:
-        spec.check_sfreq(dataset.manifest.sfreq)
+    classes = config.task_classes()
+    if not config.files:
+        dataset = get_dataset(config.dataset, config.data_dir)
+        for s in config.subjects:
+            dataset.manifest.check_subject(s)
+        for spec in config.pipelines:
+            spec.check_sfreq(dataset.manifest.sfreq)
     if config.protocol == "cross-subject" and len(config.subjects) < 2:
         raise EvaluationError("cross-subject needs at least two subjects")
 
@@ -301,13 +334,13 @@ def evaluate(config: EvaluationConfig, progress: bool = True) -> EvaluationResul
         if config.protocol == "cross-subject":
             loaded = parallel(joblib.delayed(_load_job)(config, s) for s in config.subjects)
             data = dict(tqdm(loaded, total=len(config.subjects), desc="loading",
-                             disable=not progress))
+                             disable=None if progress else True))
             jobs = [joblib.delayed(_cross_subject_job)(config, s, data, classes)
                     for s in config.subjects]
         else:
             jobs = [joblib.delayed(_subject_job)(config, s, classes) for s in config.subjects]
         for job_rows, job_extras in tqdm(parallel(jobs), total=len(jobs),
-                                         desc=config.protocol, disable=not progress):
+                                         desc=config.protocol, disable=None if progress else True):
             rows.extend(job_rows)
             for name, ex in job_extras.items():
                 extras.setdefault(name, ex)
