@@ -23,7 +23,10 @@ from bci_toolkit.commands.sinks import (
     parse_sink_spec,
 )
 
+DEFAULT_SINK = "lsl"  # a marker outlet named "bci-commands": what lab rigs expect
+
 __all__ = [
+    "DEFAULT_SINK",
     "REQUIRED_FIELDS",
     "Command",
     "DecisionPolicy",

@@ -79,3 +79,12 @@ def test_sending_without_consumers_or_after_close_never_raises(unique_name, make
     sink.close()  # idempotent
     s = sink.stats
     assert (s.accepted, s.delivered, s.dropped, s.errors) == (1, 1, 1, 0)
+
+
+def test_default_sink_is_an_lsl_outlet_named_bci_commands():
+    from bci_toolkit.commands import DEFAULT_SINK
+    from bci_toolkit.commands.sinks import LSLSink
+
+    with make_sink(DEFAULT_SINK) as sink:
+        assert isinstance(sink, LSLSink)
+        assert sink.name == "bci-commands" and sink.spec == "lsl"

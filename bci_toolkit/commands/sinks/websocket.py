@@ -218,7 +218,7 @@ class WebSocketSink(Sink):
                 close_timeout=CLOSE_TIMEOUT,
                 logger=logging.getLogger("bci_toolkit.commands.ws"),
             )
-        except OSError as exc:
+        except Exception as exc:  # port in use, address not local...: reported by __init__
             self._startup_error = exc
             self._ready.set()
             return
