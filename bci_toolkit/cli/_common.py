@@ -90,3 +90,18 @@ def parse_int_list(text: str, what: str) -> list[int]:
 DATA_DIR_OPTION = typer.Option(
     None, "--data-dir", help="Data folder (overrides BCI_DATA_DIR and MNE's data folder)."
 )
+
+
+ENCRYPT_OPTION = typer.Option(
+    None, "--encrypt/--no-encrypt",
+    help="Encrypt written files at rest (default: pipeline 'privacy:' or BCI_PRIVACY_ENCRYPT).")
+KEYSET_OPTION = typer.Option(None, "--keyset", help="Keyset file for encryption and decryption.")
+
+
+def resolve_policy(encrypt: bool | None, keyset: str | None, specs: list | None = None):
+    """Privacy policy: command line over the pipelines' ``privacy:`` section over environment."""
+    from bci_toolkit.privacy import PrivacyPolicy
+
+    spec_privacy = next((s.privacy for s in specs or [] if s.privacy), None)
+    return PrivacyPolicy.from_sources(cli={"encrypt": encrypt, "keyset": keyset},
+                                      spec=spec_privacy)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import typer
 
-from bci_toolkit.cli._common import DATA_DIR_OPTION, parse_int_list
+from bci_toolkit.cli._common import (
+    DATA_DIR_OPTION,
+    ENCRYPT_OPTION,
+    KEYSET_OPTION,
+    parse_int_list,
+    resolve_policy,
+)
 
 
 def _specs(pipelines: str) -> list:
@@ -70,6 +76,8 @@ def register(app: typer.Typer) -> None:
         scheduler: str = typer.Option(None, "--scheduler",
                                       help="Dask scheduler address, e.g. tcp://127.0.0.1:8786."),
         no_report: bool = typer.Option(False, "--no-report", help="Skip report.html."),
+        encrypt: bool = ENCRYPT_OPTION,
+        keyset: str = KEYSET_OPTION,
     ) -> None:
         """Evaluate pipelines on a dataset and write results.json, results.csv, report.html."""
         from rich.console import Console
@@ -79,7 +87,6 @@ def register(app: typer.Typer) -> None:
         from bci_toolkit.evaluation.outputs import print_table, write_results
         from bci_toolkit.evaluation.protocols import check_protocol
         from bci_toolkit.evaluation.report import write_report
-        from bci_toolkit.privacy import PrivacyPolicy
 
         config = EvaluationConfig(
             dataset=dataset or "files", subjects=parse_int_list(subjects, "subjects"),
@@ -89,7 +96,7 @@ def register(app: typer.Typer) -> None:
             events=_events(events),
         )
         _check_source(config)
-        policy = PrivacyPolicy.from_env()
+        policy = resolve_policy(encrypt, keyset, config.pipelines)
         t0 = time.perf_counter()
         if protocol == "pseudo-online":
             from bci_toolkit.session.pseudo_online import evaluate_pseudo_online
@@ -126,6 +133,8 @@ def register(app: typer.Typer) -> None:
             True, "--causal/--zero-phase",
             help="Train with the causal filter the live session uses (default), so that "
                  "training and serving see the same numbers."),
+        encrypt: bool = ENCRYPT_OPTION,
+        keyset: str = KEYSET_OPTION,
     ) -> None:
         """Fit a pipeline on all the given data and write a decoder artifact."""
         from bci_toolkit.training import train_artifact
@@ -134,6 +143,7 @@ def register(app: typer.Typer) -> None:
         path, info = train_artifact(
             spec, dataset=dataset, subjects=parse_int_list(subjects, "subjects"), task=task,
             out=out, data_dir=data_dir, seed=seed, causal=causal,
+            policy=resolve_policy(encrypt, keyset, [spec]),
         )
         typer.echo(f"trained {spec.name} on {info['n_trials']} trials "
                    f"({', '.join(f'{k}: {v}' for k, v in info['class_counts'].items())}) "
