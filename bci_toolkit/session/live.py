@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -186,6 +187,7 @@ class LiveSession:
         self._stop = threading.Event()
         self._t0: float | None = None
         self._stopped = False
+        self._thread_limits: Any = None
 
     # -- life cycle -----------------------------------------------------------
     def start(self) -> LiveSession:
@@ -200,6 +202,7 @@ class LiveSession:
         """
         from bci_toolkit.commands import DecisionPolicy, make_sinks
 
+        self._limit_threads()
         art = self.artifact
         spec = art.spec
         try:
@@ -239,6 +242,17 @@ class LiveSession:
             raise
         self._t0 = time.perf_counter()
         return self
+
+    def _limit_threads(self) -> None:
+        # Small matrix operations (covariances, eigh of 64x64) get slower, and their
+        # latency spikes, when BLAS spreads them over threads that other work also needs.
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return
+        n = int(os.environ.get("BCI_LIVE_THREADS", "1"))
+        if n > 0:
+            self._thread_limits = threadpool_limits(n)
 
     def request_stop(self) -> None:
         """Ask :meth:`run` to end (thread-safe)."""
@@ -295,6 +309,9 @@ class LiveSession:
         if self.sink is not None:
             self.sink.flush(1.0)
             self.sink.close()
+        if self._thread_limits is not None:
+            self._thread_limits.restore_original_limits()
+            self._thread_limits = None
         self.summary = self._summarise(ended_by, duration, error)
         if self.recorder is not None:
             try:
