@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 
 import typer
@@ -26,6 +27,10 @@ def run_app(app: typer.Typer, argv: list[str]) -> int:
     """Run ``app`` and turn :class:`BCIError` into ``error: <message>`` with exit code 2."""
     verbose = "--verbose" in argv or "-v" in argv[:1]
     if not verbose:
+        # Library deprecation chatter drowns the results table; worker processes inherit
+        # the setting through the environment.
+        os.environ.setdefault("PYTHONWARNINGS", "ignore")
+        warnings.simplefilter("ignore")
         os.environ.setdefault("MNE_LOGGING_LEVEL", "ERROR")
         for name in ("mne", "moabb", "distributed"):
             logging.getLogger(name).setLevel(logging.ERROR)

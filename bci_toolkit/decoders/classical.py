@@ -15,6 +15,7 @@ from pyriemann.classification import MDM
 from pyriemann.spatialfilters import CSP as RiemannCSP
 from pyriemann.tangentspace import TangentSpace
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.cross_decomposition import CCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.feature_selection import SelectKBest, mutual_info_classif
@@ -118,7 +119,10 @@ class FBCSP(EpochClassifier):
         ]
         k = min(self.k_best, n_bands * self.n_components)
         if self.classifier == "svm":
-            clf = SVC(kernel="linear", probability=True, random_state=self.random_state)
+            # Platt-scaled probabilities, calibrated by internal 5-fold CV on the training
+            # fold (what SVC(probability=True) did before scikit-learn 1.9 deprecated it).
+            clf = CalibratedClassifierCV(SVC(kernel="linear", random_state=self.random_state),
+                                         method="sigmoid", ensemble=False)
         elif self.classifier == "lda":
             clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
         else:

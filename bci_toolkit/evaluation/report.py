@@ -47,7 +47,8 @@ def _scores_figure(rows: list[dict[str, Any]]) -> str:
     ax.set_xlabel("subject")
     ax.set_ylabel(rows[0]["metric"])
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, ncol=min(len(pipelines) + 1, 4), loc="lower right")
+    ax.legend(fontsize=8, ncol=min(len(pipelines) + 1, 6), loc="upper center",
+              bbox_to_anchor=(0.5, -0.15), frameon=False)
     ax.set_title("Per-subject scores by pipeline")
     return _png(fig)
 
