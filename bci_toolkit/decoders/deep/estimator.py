@@ -112,10 +112,10 @@ class DeepEpochClassifier(EpochClassifier):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    m = self._after_build(cls(n_chans=1, n_outputs=n_outputs, n_times=n,
+                    m = self._after_build(cls(n_chans=2, n_outputs=n_outputs, n_times=n,
                                               **self._module_kwargs(n))).eval()
                     with torch.no_grad():
-                        m(torch.zeros(1, 1, n))
+                        m(torch.zeros(1, 2, n))
                 return True
             except Exception:  # noqa: BLE001 - any failure means "too short"
                 return False
@@ -457,6 +457,11 @@ class DeepEpochClassifier(EpochClassifier):
         if X.ndim == 3 and len(X) == 1 and X.shape[1:] == tuple(self._input_buffer_.shape[1:]):
             return self.predict_proba_single(X[0])[None]
         return self._predict_batch(self._check_X(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each trial."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def _predict_batch(self, X: np.ndarray) -> np.ndarray:
         self._check_shape(X, self.n_features_in_, self.n_times_, "X")
