@@ -55,6 +55,7 @@ _LAZY: dict[str, str] = {
     "shallow_convnet": "bci_toolkit.decoders.deep.models:ShallowConvNet",
     "deep4": "bci_toolkit.decoders.deep.models:Deep4",
     "eegnet": "bci_toolkit.decoders.deep.models:EEGNet",
+    "snn": "bci_toolkit.decoders.spiking.estimator:SpikingClassifier",
 }
 _LOADED: dict[str, type] = {}
 

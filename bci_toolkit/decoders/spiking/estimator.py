@@ -1,0 +1,336 @@
+"""The ``snn`` decoder: send-on-delta spikes → spiking ConvNet, trained with surrogate
+gradients through time (snnTorch neuron model), as a scikit-learn classifier.
+
+Everything is sized in seconds and converted with the sampling rate, so one pipeline file
+works at 160 Hz (EEGMMIDB) and 256 Hz (SSVEPExo).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from bci_toolkit.decoders.spiking import _runtime
+from bci_toolkit.decoders.spiking.encoding import delta_encode
+from bci_toolkit.decoders.spiking.network import Activity, SpikingConvNet
+from bci_toolkit.decoders.spiking.neurons import beta_from_tau
+from bci_toolkit.errors import ArtifactError, EvaluationError
+from bci_toolkit.privacy import PrivacyPolicy, read_bytes, write_bytes, write_text
+
+_WEIGHTS = "snn.safetensors"
+_META = "snn.json"
+_ENCODINGS = ("delta", "current")
+
+
+class SpikingClassifier(ClassifierMixin, BaseEstimator):
+    """Spiking convolutional network of leaky integrate-and-fire neurons.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate of the epochs (filled from the data).
+    n_chans, n_outputs, n_times : int
+        Shapes (filled from the data; checked against ``X`` at fit).
+    encoding : {"delta", "current"}
+        ``"delta"``: each channel becomes an ON and an OFF spike train by send-on-delta
+        coding with threshold ``delta_threshold`` × the channel's training-set standard
+        deviation, so every layer is driven by spikes. ``"current"``: the standardised
+        EEG is injected as current into the first LIF layer (the first layer then does
+        multiply-accumulates).
+    delta_threshold : float
+        Send-on-delta threshold, in channel standard deviations.
+    n_filters, n_filters2 : int
+        Neurons per step in the two spiking layers.
+    kernel1_s : float
+        Temporal kernel of the first (spatio-temporal) convolution, in seconds; 0 means
+        one sample (spatial filtering only).
+    pool_s, pool_stride_s : float
+        Window and stride of the second convolution, in seconds.
+    tau1_s, tau2_s : float
+        Initial membrane time constants (s); decays are learnt when ``learn_beta``.
+    readout : {"membrane", "count"}
+        Class scores from integrated membrane potential or from output spike counts.
+    learn_beta : bool
+        Learn each neuron's membrane decay.
+    dropout : float
+        Dropout on the readout input during training.
+    max_epochs, batch_size, lr, weight_decay : training settings
+        AdamW with a cosine learning-rate schedule.
+    device : {"auto", "cpu", "cuda"}
+        ``"auto"`` uses CUDA when available.
+    random_state : int | None
+        Seeds initialisation, shuffling and dropout.
+    """
+
+    def __init__(self, sfreq: float = 160.0, n_chans: int | None = None,
+                 n_outputs: int | None = None, n_times: int | None = None,
+                 encoding: str = "delta", delta_threshold: float = 0.5,
+                 n_filters: int = 16, n_filters2: int = 16, kernel1_s: float = 0.0,
+                 pool_s: float = 0.2, pool_stride_s: float = 0.05, tau1_s: float = 0.05,
+                 tau2_s: float = 0.1, readout: str = "membrane", learn_beta: bool = True,
+                 dropout: float = 0.25, max_epochs: int = 100, batch_size: int = 32,
+                 lr: float = 3e-3, weight_decay: float = 1e-2, device: str = "auto",
+                 random_state: int | None = 42) -> None:
+        self.sfreq = sfreq
+        self.n_chans = n_chans
+        self.n_outputs = n_outputs
+        self.n_times = n_times
+        self.encoding = encoding
+        self.delta_threshold = delta_threshold
+        self.n_filters = n_filters
+        self.n_filters2 = n_filters2
+        self.kernel1_s = kernel1_s
+        self.pool_s = pool_s
+        self.pool_stride_s = pool_stride_s
+        self.tau1_s = tau1_s
+        self.tau2_s = tau2_s
+        self.readout = readout
+        self.learn_beta = learn_beta
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.device = device
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------- validation
+    def _check_params(self) -> None:
+        if self.encoding not in _ENCODINGS:
+            raise ValueError(f"encoding must be one of {list(_ENCODINGS)}, got {self.encoding!r}")
+        if self.readout not in ("membrane", "count"):
+            raise ValueError(f"readout must be 'membrane' or 'count', got {self.readout!r}")
+        for name in ("delta_threshold", "pool_s", "pool_stride_s", "tau1_s", "tau2_s", "lr",
+                     "sfreq"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("n_filters", "n_filters2", "max_epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.kernel1_s < 0:
+            raise ValueError(f"kernel1_s must be >= 0, got {self.kernel1_s!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim == 4:  # filter bank: bands become extra channels
+            n, c, t, b = X.shape
+            X = X.transpose(0, 3, 1, 2).reshape(n, c * b, t)
+        if X.ndim != 3:
+            raise ValueError(
+                f"{type(self).__name__}: X has shape {X.shape}; expected (n_trials, n_channels, "
+                "n_times) or (n_trials, n_channels, n_times, n_bands)")
+        if not np.isfinite(X).all():
+            raise ValueError(f"{type(self).__name__}: X contains NaN or Inf")
+        if hasattr(self, "scale_") and X.shape[1] != len(self.scale_):
+            raise ValueError(f"{type(self).__name__}: X has {X.shape[1]} channels (× bands); "
+                             f"the decoder was fitted on {len(self.scale_)}")
+        return X
+
+    def _samples(self, seconds: float, minimum: int = 1) -> int:
+        return max(int(round(seconds * self.sfreq)), minimum)
+
+    # ----------------------------------------------------------------- encoding
+    def encode(self, X: Any) -> np.ndarray:
+        """Network input for epochs ``X``: ON/OFF spike counts or standardised current.
+
+        Returns
+        -------
+        ndarray of float32, shape (n_trials, n_inputs, n_times)
+        """
+        check_is_fitted(self, "scale_")
+        X = self._check_X(X)
+        if self.encoding == "delta":
+            return delta_encode(X, self.delta_threshold * self.scale_).astype(np.float32)
+        return (X / self.scale_[:, None]).astype(np.float32)
+
+    def _build_module(self, n_inputs: int, n_outputs: int, batch_norm: bool = True
+                      ) -> SpikingConvNet:
+        pool = self._samples(self.pool_s)
+        return SpikingConvNet(
+            n_inputs=n_inputs, n_outputs=n_outputs, n_filters=int(self.n_filters),
+            n_filters2=int(self.n_filters2), kernel1=self._samples(self.kernel1_s),
+            pool=pool, pool_stride=min(self._samples(self.pool_stride_s), pool),
+            beta1=beta_from_tau(self.tau1_s, self.sfreq),
+            beta2=beta_from_tau(self.tau2_s, self.sfreq),
+            readout=self.readout, learn_beta=bool(self.learn_beta), dropout=float(self.dropout),
+            batch_norm=batch_norm,
+        )
+
+    # ----------------------------------------------------------------- training
+    def fit(self, X: Any, y: Any) -> SpikingClassifier:
+        """Fit on epochs ``X`` (µV) and labels ``y``."""
+        self._check_params()
+        raw_shape = np.shape(X)
+        if self.n_chans is not None and len(raw_shape) >= 2 and raw_shape[1] != self.n_chans:
+            raise ValueError(f"{type(self).__name__}: X has {raw_shape[1]} channels; n_chans "
+                             f"is {self.n_chans}")
+        X = self._check_X(X)
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} trials but y has {len(y)} labels")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise EvaluationError(f"{type(self).__name__}: training data has only one class "
+                                  f"({self.classes_.tolist()}); expected at least two")
+        self.n_features_in_ = X.shape[1]
+        # One scale per channel from the training set only (no test information).
+        scale = X.std(axis=(0, 2))
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        inputs = self.encode(X)
+        targets = np.searchsorted(self.classes_, y)
+        device = _runtime.resolve_device(self.device)
+        t0 = time.perf_counter()
+        with _runtime.seeded(self.random_state, device):
+            self.module_ = self._build_module(inputs.shape[1], len(self.classes_)).to(device)
+            self.history_ = self._train(inputs, targets, device)
+        self.fit_time_s_ = time.perf_counter() - t0
+        self.module_.to("cpu").eval().fold_batchnorm()
+        self.activity_ = self._measure_activity(X)
+        return self
+
+    def _train(self, inputs: np.ndarray, targets: np.ndarray, device: torch.device
+               ) -> list[dict[str, float]]:
+        module = self.module_
+        opt = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.max_epochs))
+        # Balanced class weights: imbalanced folds should not bias the scores.
+        counts = np.bincount(targets, minlength=len(self.classes_)).astype(np.float64)
+        weight = torch.as_tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)),
+                                 dtype=torch.float32, device=device)
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        x_all = torch.from_numpy(inputs)
+        y_all = torch.from_numpy(targets.astype(np.int64))
+        n = len(x_all)
+        bs = min(int(self.batch_size), n)
+        history = []
+        module.train()
+        for epoch in range(int(self.max_epochs)):
+            order = torch.randperm(n)
+            total, seen = 0.0, 0
+            for start in range(0, n, bs):
+                idx = order[start:start + bs]
+                if len(idx) < 2 and n > 1:  # a lone trial makes a noisy step; skip it
+                    continue
+                xb, yb = x_all[idx].to(device), y_all[idx].to(device)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(module(xb), yb)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+            sched.step()
+            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1)})
+        module.eval()
+        return history
+
+    # ----------------------------------------------------------------- inference
+    def _scores(self, inputs: np.ndarray, activity: list | None = None) -> np.ndarray:
+        module = self.module_
+        device = next(module.parameters()).device
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), 256):
+                xb = torch.from_numpy(inputs[start:start + 256]).to(device)
+                out.append(module(xb, activity).float().cpu().numpy())
+        return np.concatenate(out)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (readout membranes or output spike counts), (n_trials, n_classes)."""
+        check_is_fitted(self, "module_")
+        return self._scores(self.encode(X))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Softmax of the class scores; columns follow ``classes_``."""
+        scores = self.decision_function(X)
+        scores = scores - scores.max(axis=1, keepdims=True)
+        p = np.exp(scores)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    # ----------------------------------------------------------------- activity
+    def record_activity(self, X: Any, *, encoded: np.ndarray | None = None) -> list[Activity]:
+        """Run ``X`` through the network and return the spike trains of every layer.
+
+        The result feeds :func:`bci_toolkit.evaluation.energy.decision_cost`, which turns
+        spikes into synaptic operations.
+        """
+        check_is_fitted(self, "module_")
+        activity: list[Activity] = []
+        self._scores(self.encode(X) if encoded is None else encoded, activity)
+        return activity
+
+    def _measure_activity(self, X: np.ndarray) -> dict[str, Any]:
+        # Firing rates and per-decision operations on real (training) trials; stored with
+        # the model so results rows can report them without keeping any EEG.
+        from bci_toolkit.evaluation.energy import count_spiking_decision
+
+        ops = count_spiking_decision(self, X)
+        return {
+            "measured_on": "training trials",
+            "n_trials": int(len(X)),
+            "firing_rate": ops.layer_rates,
+            "mean_firing_rate": ops.firing_rate,
+            "ops": ops.to_dict(),
+        }
+
+    # ----------------------------------------------------------------- artifacts
+    def save_weights(self, folder: str | Path, policy: PrivacyPolicy | None = None
+                     ) -> dict[str, Any]:
+        """Write the weights (safetensors) and the fitted state (JSON) into ``folder``."""
+        from safetensors.torch import save
+
+        check_is_fitted(self, "module_")
+        folder = Path(folder)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
+        write_bytes(folder / _WEIGHTS, save(state), policy)
+        meta = {
+            "classes": [str(c) for c in self.classes_],
+            "scale": self.scale_.tolist(),
+            "n_inputs": int(self.module_.conv1.in_channels),
+            "n_features_in": int(self.n_features_in_),
+            "activity": self.activity_,
+            "history": self.history_[-1:] if self.history_ else [],
+            "versions": _runtime.library_versions(),
+        }
+        write_text(folder / _META, json.dumps(meta, indent=1), policy)
+        return {"weights": _WEIGHTS, "state": _META}
+
+    def load_weights(self, folder: str | Path, manifest: dict[str, Any],
+                     policy: PrivacyPolicy | None = None) -> SpikingClassifier:
+        """Restore a decoder written by :meth:`save_weights`; runs on CPU until moved."""
+        from safetensors.torch import load
+
+        folder = Path(folder)
+        model = manifest.get("model", {})
+        try:
+            meta = json.loads(read_bytes(folder / model.get("state", _META), policy))
+            state = load(read_bytes(folder / model.get("weights", _WEIGHTS), policy))
+        except FileNotFoundError as exc:
+            raise ArtifactError(f"{folder}: missing spiking-network file ({exc.filename})") from None
+        except ValueError as exc:
+            raise ArtifactError(f"{folder}: unreadable spiking-network weights ({exc})") from None
+        self.classes_ = np.asarray(meta["classes"])
+        self.scale_ = np.asarray(meta["scale"], dtype=np.float64)
+        self.n_features_in_ = int(meta["n_features_in"])
+        self.activity_ = meta.get("activity")
+        self.history_ = meta.get("history", [])
+        module = self._build_module(int(meta["n_inputs"]), len(self.classes_), batch_norm=False)
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise ArtifactError(f"{folder}: weights do not fit the network ({first})") from None
+        self.module_ = module.eval()
+        return self
