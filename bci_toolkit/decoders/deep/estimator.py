@@ -405,8 +405,11 @@ class DeepEpochClassifier(EpochClassifier):
     # ------------------------------------------------------------------ prediction
     def _prepare_inference(self) -> None:
         """Preallocate what the live path needs so a window costs one forward pass."""
+        from bci_toolkit.decoders.deep.inference import freeze_for_inference
+
         device = torch.device(self.device_)
         self.module_.to(device).eval()
+        self._inference_module_ = freeze_for_inference(self.module_)
         shape = (1, self.n_features_in_, self.n_times_)
         self._input_buffer_ = torch.zeros(shape, dtype=torch.float32)
         self._device_buffer_ = (torch.zeros(shape, dtype=torch.float32, device=device)
@@ -415,7 +418,7 @@ class DeepEpochClassifier(EpochClassifier):
         self._inv_scale_ = (1.0 / self.scaler_scale_).astype(np.float32)[:, None]
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module_(x)
+        out = self._inference_module_(x)
         if out.ndim == 3:  # cropped models: one prediction per crop, average the logits
             out = out.mean(dim=-1)
         return torch.softmax(out, dim=-1)
@@ -589,11 +592,11 @@ class DeepEpochClassifier(EpochClassifier):
 
     def inference_module(self) -> torch.nn.Module:
         """A CPU module mapping raw µV windows to probabilities (for export)."""
-        from bci_toolkit.decoders.deep.export import InferenceModule
+        from bci_toolkit.decoders.deep.inference import InferenceModule
 
         check_is_fitted(self, "module_")
-        return InferenceModule(copy.deepcopy(self.module_).to("cpu").eval(),
-                               self.scaler_mean_, self.scaler_scale_)
+        return InferenceModule(self.module_, self.scaler_mean_,
+                               self.scaler_scale_).to("cpu").eval()
 
 
 def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,27 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from bci_toolkit.decoders.deep.inference import InferenceModule
 from bci_toolkit.errors import ArtifactError
 
 ONNX_OPSET = 17
 FORMATS = ("onnx", "torchscript")
-
-
-class InferenceModule(torch.nn.Module):
-    """Standardisation → braindecode module → (mean over crops) → softmax."""
-
-    def __init__(self, module: torch.nn.Module, mean: np.ndarray, scale: np.ndarray) -> None:
-        super().__init__()
-        self.module = module
-        self.register_buffer("center", torch.as_tensor(mean, dtype=torch.float32)[None, :, None])
-        self.register_buffer("inv_scale",
-                             1.0 / torch.as_tensor(scale, dtype=torch.float32)[None, :, None])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.module((x - self.center) * self.inv_scale)
-        if out.dim() == 3:
-            out = out.mean(dim=-1)
-        return torch.softmax(out, dim=-1)
+__all__ = ["FORMATS", "InferenceModule", "check_export", "export", "export_onnx",
+           "export_torchscript", "load_onnx_session", "load_torchscript"]
 
 
 def _example(decoder: Any) -> torch.Tensor:
