@@ -126,9 +126,11 @@ def epoch_recordings(recordings: Sequence[Recording], spec: PipelineSpec,
         if not present:
             continue
         event_id = {c: i + 1 for i, c in enumerate(classes)}
-        events, _ = mne.events_from_annotations(
-            rec.raw, event_id={c: event_id[c] for c in present}, verbose="error")
         per_band = prepare_continuous(rec.raw, pre, rec.source)
+        # Events from the preprocessed run: after resampling, sample indices of the
+        # original rate would point at the wrong times.
+        events, _ = mne.events_from_annotations(
+            per_band[0], event_id={c: event_id[c] for c in present}, verbose="error")
         band_data = []
         kept_events = None
         for band_raw in per_band:
