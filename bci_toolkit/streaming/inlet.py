@@ -95,8 +95,9 @@ class _InletThread:
         """Called after a new inlet replaced a lost one."""
 
     # -- life cycle -----------------------------------------------------------
-    def _resolve(self, timeout: float) -> Any:
-        return resolve_stream(**self.query, timeout=timeout, what=self.what)
+    def _resolve(self, timeout: float, list_visible: bool = False) -> Any:
+        return resolve_stream(**self.query, timeout=timeout, what=self.what,
+                              list_visible=list_visible)
 
     def start(self) -> _InletThread:
         """Resolve the stream, check it, open the inlet and start pulling.
@@ -106,7 +107,7 @@ class _InletThread:
         StreamError
             No matching stream within ``timeout``, or one that does not fit.
         """
-        sinfo = self._resolve(self.timeout)
+        sinfo = self._resolve(self.timeout, list_visible=True)
         inlet, desc = self._connect(sinfo, first=True)
         self.description = desc
         self._inlet = inlet
@@ -123,9 +124,11 @@ class _InletThread:
         # Resolved infos carry only the header; the channel description comes with the
         # full info, which needs an open inlet.
         inlet = lsl().StreamInlet(sinfo, max_buffered=self.max_buffered, recover=False)
+        # While reconnecting, a stale listing of the lost outlet must not hold us long.
+        wait = max(self.timeout, 2.0) if first else 2.0
         try:
-            inlet.open_stream(timeout=max(self.timeout, 2.0))
-            desc = describe(inlet.get_sinfo(timeout=max(self.timeout, 2.0)))
+            inlet.open_stream(timeout=wait)
+            desc = describe(inlet.get_sinfo(timeout=wait))
             self._check(desc, first=first)
             self._prepare(desc)
             self._opened(inlet)
@@ -209,7 +212,9 @@ class _InletThread:
         """No data for a while: the outlet may be gone or restarted under a new uid."""
         self._next_check = now + max(1.0, self.stall_timeout)
         try:
-            sinfo = self._resolve(min(1.0, self.stall_timeout))
+            # Returns as soon as the stream answers; the timeout only bounds a miss, and a
+            # loaded machine can take a second to answer.
+            sinfo = self._resolve(max(1.5, self.stall_timeout))
         except StreamError:
             self._mark_lost(now, f"no data for {now - self._last_arrival:.1f} s and the "
                                  "stream is no longer listed")
@@ -234,13 +239,15 @@ class _InletThread:
         try:
             sinfo = self._resolve(0.5)
         except StreamError:
-            self._stop.wait(0.2)
-            return
+            return  # the resolve itself waited
+        t0 = local_clock()
         try:
             inlet, desc = self._connect(sinfo, first=False)
         except StreamError:
             raise
-        except Exception:  # it vanished again between resolve and open
+        except Exception as exc:  # it vanished again between resolve and open
+            logger.debug("reconnecting to %s failed after %.2f s: %s", sinfo.uid,
+                         local_clock() - t0, exc)
             self._stop.wait(0.2)
             return
         self._inlet = inlet
@@ -374,7 +381,10 @@ class EEGInlet(_InletThread):
             self.timeline.spacing = 1.0 / desc.sfreq
 
     def _opened(self, inlet: Any) -> None:
-        self._sync_clock(inlet, first=True)
+        if self.description is None:
+            self._sync_clock(inlet, first=True)
+        else:  # reconnecting: keep the last offset, refresh it from the pull loop
+            self._next_sync = 0.0
 
     def _on_thread_exit(self) -> None:
         if self.ring is not None:
@@ -396,10 +406,9 @@ class EEGInlet(_InletThread):
 
     def _sync_clock(self, inlet: Any, first: bool = False) -> None:
         try:
-            offset = inlet.time_correction(timeout=2.0 if first else 0.2)
-        except (TimeoutError, _lost_error()):
-            return
-        except Exception:  # offset estimation is best effort
+            offset = inlet.time_correction(timeout=2.0 if first else 0.1)
+        except Exception:  # best effort: liblsl keeps estimating; ask again soon
+            self._next_sync = local_clock() + 1.0
             return
         self.timeline.offset = float(offset)
         self._next_sync = local_clock() + self.clock_sync_interval

@@ -227,7 +227,7 @@ def _visible(timeout: float) -> str:
 
 def resolve_stream(name: str | None = None, stype: str | None = None,
                    source_id: str | None = None, *, timeout: float = 5.0,
-                   what: str = "EEG stream") -> Any:
+                   what: str = "EEG stream", list_visible: bool = True) -> Any:
     """Find one LSL stream by name, type and/or source id.
 
     Parameters
@@ -238,6 +238,9 @@ def resolve_stream(name: str | None = None, stype: str | None = None,
         Seconds to wait for a match.
     what : str
         What is looked for, for messages.
+    list_visible : bool
+        On failure, spend up to one more second listing the visible streams for the
+        message (off when retrying in a loop).
 
     Returns
     -------
@@ -258,10 +261,8 @@ def resolve_stream(name: str | None = None, stype: str | None = None,
     query = ", ".join(f"{k} {v!r}" for k, v in
                       (("name", name), ("type", stype), ("source_id", source_id)) if v)
     if not infos:
-        raise StreamError(
-            f"no LSL {what} with {query} found within {timeout:g} s; visible streams: "
-            f"{_visible(min(1.0, timeout))}"
-        )
+        visible = f"; visible streams: {_visible(min(1.0, timeout))}" if list_visible else ""
+        raise StreamError(f"no LSL {what} with {query} found within {timeout:g} s{visible}")
     sources = {i.source_id for i in infos}
     if len(infos) > 1 and (len(sources) > 1 or "" in sources):
         found = ", ".join(sorted(f"{i.name!r} (source_id {i.source_id!r}, host "

@@ -68,3 +68,135 @@ def _one_blas_thread():
 
     with threadpool_limits(1):
         yield
+
+
+class FaultySource:
+    """An LSL EEG source (real outlet, own thread) that misbehaves on request.
+
+    Pushes ``data`` (n_samples, n_channels, µV) in chunks at ``speed`` x real time. Faults
+    are keyed by the sample index at which they happen:
+
+    * ``outages={index: seconds}``: destroy the outlet, wait, create a new one with the
+      same name and source id (a new uid); samples due meanwhile are lost, as when an
+      amplifier app restarts;
+    * ``jumps={index: seconds}``: from that sample on, timestamps are shifted (a clock
+      step at the source);
+    * ``relayout={index: (ch_names, sfreq)}``: come back from an outage with another layout.
+    """
+
+    def __init__(self, name: str, data, sfreq: float, ch_names: list[str], *,
+                 speed: float = 4.0, chunk: int = 8, outages: dict | None = None,
+                 jumps: dict | None = None, relayout: dict | None = None) -> None:
+        import threading
+
+        self.name = name
+        self.source_id = f"{name}-serial"
+        self.data = data.astype("float32")
+        self.sfreq = sfreq
+        self.ch_names = list(ch_names)
+        self.speed = speed
+        self.chunk = chunk
+        self.outages = dict(outages or {})
+        self.jumps = dict(jumps or {})
+        self.relayout = dict(relayout or {})
+        self.pushed = 0
+        self.skipped = 0
+        self.uids: list[str] = []
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run_safe, daemon=True)
+        self.outlet = self._outlet(self.ch_names, sfreq)
+
+    def _outlet(self, ch_names, sfreq):
+        from bci_toolkit.streaming import eeg_outlet
+
+        outlet = eeg_outlet(self.name, ch_names, sfreq, source_id=self.source_id)
+        self.uids.append(outlet.get_sinfo().uid)
+        return outlet
+
+    def start(self, wait_for_consumer: float = 10.0) -> FaultySource:
+        self._wait = wait_for_consumer
+        self._thread.start()
+        return self
+
+    def _run_safe(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _run(self) -> None:
+        import time
+
+        import numpy as np
+
+        from bci_toolkit.streaming import local_clock
+
+        self.outlet.wait_for_consumers(self._wait)
+        time.sleep(0.5)
+        rate = self.sfreq * self.speed
+        t0 = local_clock()
+        shift = 0.0
+        i = 0
+        n = len(self.data)
+        n_ch = self.data.shape[1]
+        while i < n:
+            stop = min(n, i + self.chunk)
+            for at in [a for a in self.outages if i <= a < stop]:
+                stop = at
+            if stop == i:  # an outage starts here
+                seconds = self.outages.pop(i)
+                self.outlet._del()
+                self.outlet = None
+                time.sleep(seconds)
+                layout = self.relayout.pop(i, None)
+                if layout is not None:
+                    self.ch_names, self.sfreq = layout
+                    n_ch = len(self.ch_names)
+                self.outlet = self._outlet(self.ch_names, self.sfreq)
+                resume = int((local_clock() - t0) * rate)
+                self.skipped += max(0, resume - i)
+                i = max(i, resume)
+                continue
+            for at, delta in list(self.jumps.items()):
+                if i <= at < stop:
+                    if at > i:
+                        stop = at
+                    else:
+                        shift += delta
+                        self.jumps.pop(at)
+            due = t0 + stop / rate
+            delay = due - local_clock()
+            if delay > 0:
+                time.sleep(delay)
+            stamps = t0 + np.arange(i, stop) / rate + shift
+            block = self.data[i:stop, :n_ch] if n_ch <= self.data.shape[1] else \
+                np.resize(self.data[i:stop], (stop - i, n_ch))
+            self.outlet.push_chunk(np.ascontiguousarray(block, dtype="float32"),
+                                   timestamp=stamps)
+            self.pushed += stop - i
+            i = stop
+
+    def close(self) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(30)
+        if self.outlet is not None:
+            self.outlet._del()
+            self.outlet = None
+
+
+@pytest.fixture
+def faulty_source():
+    """The :class:`FaultySource` class; sources are closed at teardown."""
+    made: list[FaultySource] = []
+
+    def make(*args, **kwargs) -> FaultySource:
+        src = FaultySource(*args, **kwargs)
+        made.append(src)
+        return src
+
+    yield make
+    for src in made:
+        src.close()

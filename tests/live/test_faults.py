@@ -1,0 +1,206 @@
+"""Fault injection on real LSL streams: the live session keeps going and says what happened.
+
+Each test drives a :class:`~bci_toolkit.session.LiveSession` (the S007 CSP+LDA artifact)
+from a real outlet on loopback that misbehaves: it disappears, restarts under a new uid,
+comes back with another layout, sends NaN/Inf, steps its clock, or feeds a decoder too
+slow to keep up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import pytest
+
+from bci_toolkit.errors import StreamError
+from bci_toolkit.privacy import PrivacyPolicy
+from bci_toolkit.session import LiveSession, StreamSelector, load_session
+
+SPEED = 10.0
+
+
+@pytest.fixture(scope="module")
+def r04(s007) -> tuple[np.ndarray, list[str]]:
+    raw = s007[0].raw
+    return (raw.get_data() * 1e6).T, list(raw.ch_names)
+
+
+def _run(artifact, source, *, drain_s: float = 10.0, **kwargs):
+    decisions: list = []
+    session = LiveSession(artifact, stream=StreamSelector(name=source.name), timeout=10,
+                          stall_timeout=0.5, on_decision=decisions.append,
+                          policy=PrivacyPolicy(), **kwargs)
+    session.start()
+    source.start()
+    assert source.done.wait(60), "the source did not finish"
+    assert source.error is None, source.error
+    # Samples pushed while the inlet was away never arrive: wait until the inlet has had
+    # nothing new for a moment and the decoder has caught up.
+    deadline = time.perf_counter() + drain_s
+    seen, quiet_since = -1, time.perf_counter()
+    while time.perf_counter() < deadline and not session.inlet.ended:
+        n = session.inlet.n_samples
+        if n != seen:
+            seen, quiet_since = n, time.perf_counter()
+        caught_up = session.loop.cursor >= session.inlet.ring.total
+        if caught_up and (n >= source.pushed or time.perf_counter() - quiet_since > 0.5):
+            break
+        time.sleep(0.05)
+    summary = session.stop("test")
+    return session, summary, decisions
+
+
+def test_stream_disappears_then_returns_with_a_new_uid(s007_artifact, r04, faulty_source,
+                                                       stream_name, tmp_path):
+    data, names = r04
+    # 50 s of EEG at 10x; the amplifier app is gone for 1 s after sample 1600, then
+    # streams for 3 s more.
+    source = faulty_source(stream_name, data[:8000], 160.0, names, speed=SPEED,
+                           outages={1600: 1.0})
+    session, summary, decisions = _run(s007_artifact, source, record=tmp_path / "s")
+    lost = session.events.events("stream_lost")
+    back = session.events.events("reconnected")
+    assert len(lost) == 1 and len(back) == 1
+    assert back[0].detail["uid"] == source.uids[1] != back[0].detail["previous_uid"]
+    assert back[0].detail["outage_s"] > 1.0
+    assert summary.reconnects == 1 and summary.gaps == 1 and summary.error is None
+    # The last chunk before the outlet died may not have made it: the break is at the
+    # first sample received after the outage.
+    rec = load_session(tmp_path / "s", PrivacyPolicy())
+    gap = session.events.events("gap")[0]
+    assert rec.breaks == [gap.sample] and 1600 - 16 <= gap.sample <= 1600
+    assert len(rec.data) == summary.n_samples
+    # The gap's size is estimated from timestamps; the data say where the stream resumed.
+    first_after = rec.data[gap.sample].astype(np.float32)
+    resumed_at = int(np.flatnonzero((data.astype(np.float32) == first_after).all(axis=1))[0])
+    assert resumed_at > 1600 + 1.0 * 160 * SPEED
+    assert abs(summary.lost_samples - (resumed_at - gap.sample)) <= 3
+    # Decoding restarted on the new segment, one full window after the break.
+    after = [d for d in decisions if d.index >= gap.sample]
+    assert after and min(d.index for d in after) >= gap.sample + 480
+    assert (min(d.index for d in after) - gap.sample - 480) % 40 == 0  # grid from the break
+    assert rec.meta["event_counts"]["reconnected"] == 1
+    assert "hostname" not in rec.meta["stream"]
+
+
+def test_outlet_restart_is_noticed_even_without_silence(s007_artifact, r04, faulty_source,
+                                                        stream_name):
+    data, names = r04
+    source = faulty_source(stream_name, data[:6400], 160.0, names, speed=SPEED,
+                           outages={800: 0.0})
+    session, summary, decisions = _run(s007_artifact, source)
+    back = session.events.events("reconnected")
+    assert len(back) == 1 and back[0].detail["uid"] == source.uids[1]
+    assert summary.reconnects == 1 and summary.error is None
+    brk = session.events.events("gap")[0].sample
+    assert decisions and decisions[-1].index > brk + 480
+
+
+def test_rate_or_channel_count_that_differ_from_the_model_are_refused(s007_artifact, r04,
+                                                                     faulty_source,
+                                                                     stream_name):
+    data, names = r04
+    faulty_source(stream_name, data[:100], 128.0, names)
+    with pytest.raises(StreamError, match=rf"stream '{stream_name}': sampling rate mismatch: "
+                                          r"the stream runs at 128 Hz but the model expects "
+                                          r"160 Hz"):
+        LiveSession(s007_artifact, stream=StreamSelector(name=stream_name), timeout=5).start()
+    other = stream_name + "-32"
+    faulty_source(other, data[:100, :32], 160.0, names[:32])
+    with pytest.raises(StreamError, match=r"channel mismatch: the model expects 64 channels, "
+                                          r"the stream has 32; missing \['"):
+        LiveSession(s007_artifact, stream=StreamSelector(name=other), timeout=5).start()
+
+
+def test_stream_coming_back_with_another_layout_ends_the_session(s007_artifact, r04,
+                                                                faulty_source, stream_name):
+    data, names = r04
+    source = faulty_source(stream_name, data[:2400], 160.0, names, speed=SPEED,
+                           outages={800: 0.5}, relayout={800: (names[:32], 160.0)})
+    session, summary, _ = _run(s007_artifact, source, drain_s=3.0)
+    assert summary.ended_by == "test" or summary.error
+    assert session.inlet.error is not None
+    assert "came back with a different layout" in str(session.inlet.error)
+    assert session.events.count("incompatible_stream") == 1
+
+
+def test_nan_inf_bursts_and_clock_jumps_are_contained(s007_artifact, r04, faulty_source,
+                                                      stream_name, tmp_path):
+    data, names = r04
+    data = data[:4000].copy()
+    data[1000:1040, 3] = np.nan
+    data[1020, 10] = np.inf
+    data[2000:2002] = -np.inf
+    source = faulty_source(stream_name, data, 160.0, names, speed=SPEED,
+                           jumps={2600: 1000.0, 3300: -300.0})
+    session, summary, decisions = _run(s007_artifact, source, record=tmp_path / "s")
+    # NaN/Inf: counted, never fed to the decoder, decoding resumes after the filters settle.
+    assert summary.nonfinite_samples == 42
+    assert summary.skipped_bad > 0 and session.events.count("nonfinite") == 2
+    assert all(np.isfinite(d.proba).all() for d in decisions)
+    settle = session.engine.pre.settle_samples
+    for d in decisions:
+        start = d.index - 480 - settle
+        assert not (start <= 1039 and d.index >= 1000)
+        assert not (start <= 2001 and d.index >= 2000)
+    assert any(d.index > 2001 + 480 + settle for d in decisions)
+    # Clock jumps: recorded, re-anchored, neither gaps nor losses.
+    jumps = session.events.events("clock_jump")
+    assert [e.sample for e in jumps] == [2600, 3300]
+    np.testing.assert_allclose([e.detail["jump_s"] for e in jumps], [1000.0, -300.0], atol=0.05)
+    assert summary.clock_jumps == 2 and summary.gaps == 0 and summary.lost_samples == 0
+    rec = load_session(tmp_path / "s", PrivacyPolicy())
+    steps = np.diff(rec.timestamps)
+    assert steps.min() > 0 and steps.max() < 0.05  # one continuous local timeline
+    times = [d.sample_time for d in decisions]
+    assert np.all(np.diff(times) > 0) and decisions[-1].index > 3300 + 100
+    # The recording keeps the samples as they arrived.
+    assert np.isnan(rec.data[1000:1040, 3]).all() and np.isinf(rec.data[2000]).all()
+    assert rec.meta["summary"]["clock_jumps"] == 2
+    text = json.dumps(summary.to_dict())
+    assert '"latency_ms_p99"' in text and summary.n_windows == len(decisions) > 0
+    assert "NaN/Inf samples" in summary.format()
+
+
+class SlowDecoder:
+    """A real decoder that takes ``delay`` seconds per prediction (a slow consumer)."""
+
+    def __init__(self, decoder, delay: float) -> None:
+        self.decoder = decoder
+        self.delay = delay
+        self.classes_ = decoder.classes_
+
+    def predict_proba(self, X):
+        time.sleep(self.delay)
+        return self.decoder.predict_proba(X)
+
+
+def test_slow_consumer_skips_ahead_and_acquisition_loses_nothing(s007_artifact, r04,
+                                                                 faulty_source, stream_name):
+    data, names = r04
+    slow = dataclasses.replace(s007_artifact, decoder=SlowDecoder(s007_artifact.decoder, 0.2))
+    source = faulty_source(stream_name, data[:3200], 160.0, names, speed=SPEED)
+    session, summary, decisions = _run(slow, source, drain_s=3.0)
+    # Acquisition kept every sample although decoding is 8x slower than the step grid.
+    assert summary.n_samples == source.pushed and summary.lost_samples == 0
+    assert summary.dropped_samples == 0
+    assert summary.skipped_late > 2 * summary.n_windows
+    # Each decision took the newest due window: data at most one decoding time old when
+    # decoding began (plus scheduling slack on a busy machine).
+    assert all(d.latency_ms < 2 * 200 + 250 for d in decisions)
+    assert all(np.diff([d.index for d in decisions]) >= 3 * 40)
+
+
+def test_consumer_too_slow_for_the_buffer_drops_and_recovers(s007_artifact, r04, faulty_source,
+                                                             stream_name):
+    data, names = r04
+    slow = dataclasses.replace(s007_artifact, decoder=SlowDecoder(s007_artifact.decoder, 0.8))
+    source = faulty_source(stream_name, data[:4000], 160.0, names, speed=SPEED)
+    # A 4 s buffer is 640 samples; 0.8 s of decoding at 10x lets 1280 arrive.
+    session, summary, _ = _run(slow, source, buffer_s=4.0, max_lag=None, drain_s=4.0)
+    assert summary.n_samples == source.pushed and summary.lost_samples == 0
+    assert summary.dropped_samples > 0 and session.events.count("overrun") >= 1
+    assert session.engine.stats.resets >= 1 and summary.error is None
