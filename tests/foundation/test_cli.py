@@ -28,6 +28,30 @@ def bci(*args: str, data_dir: Path | None = None, check: bool = True,
     return proc
 
 
+@pytest.fixture
+def bci_in_process(capsys, monkeypatch, data_dir):
+    """Run the CLI entry point in this process: same code path, no interpreter start-up."""
+    import warnings
+
+    from bci_toolkit.cli.main import main
+
+    monkeypatch.setenv("BCI_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
+    monkeypatch.setenv("MNE_LOGGING_LEVEL", "ERROR")
+
+    def run(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        with warnings.catch_warnings():
+            code = main(list(args))
+        out, err = capsys.readouterr()
+        proc = subprocess.CompletedProcess(list(args), code, out, err)
+        if check and code != 0:
+            raise AssertionError(f"bci {' '.join(args)} failed:\n{out}\n{err}")
+        return proc
+
+    return run
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
@@ -42,7 +66,7 @@ def test_evaluate_writes_results_and_report(data_dir, tmp_path):
     out = tmp_path / "out"
     proc = bci("evaluate", "--dataset", "eegbci", "--subjects", "1,7", "--task", "left_right",
                "--pipelines", "csp_lda,ts_lr", "--protocol", "within-session", "--out", str(out),
-               "--n-jobs", "2", "--seed", "42", "--data-dir", str(data_dir))
+               "--n-jobs", "1", "--seed", "42", "--data-dir", str(data_dir))
     assert "csp_lda" in proc.stdout and "mean" in proc.stdout
     rows = json.loads((out / "results.json").read_text())
     assert len(rows) == 4
@@ -74,58 +98,56 @@ def test_datasets_list_and_verify(data_dir):
     assert "eegbci: 3 ok, 11 not downloaded, 0 corrupt" in proc.stdout
 
 
-def test_verify_flags_corrupt_file(data_dir, tmp_path):
+def test_verify_flags_corrupt_file(data_dir, tmp_path, bci_in_process):
     rel = "SSVEPExo/subject01/record-[2012.07.06-19.02.16].gdf"
     (tmp_path / rel).parent.mkdir(parents=True)
     data = (data_dir / rel).read_bytes()
     (tmp_path / rel).write_bytes(data[: len(data) // 2])
-    proc = bci("datasets", "verify", "ssvepexo", "--data-dir", str(tmp_path), check=False)
+    proc = bci_in_process("datasets", "verify", "ssvepexo", "--data-dir", str(tmp_path))
     assert_one_line_error(proc, "failed verification", "record-[2012.07.06-19.02.16].gdf",
                           "sha256 mismatch")
 
 
-def _run(tmp_path: Path, data_dir: Path, *extra: str, pipelines: str = "csp_lda"):
-    args = ["evaluate", "--dataset", "eegbci", "--subjects", "7", "--task", "left_right",
-            "--pipelines", pipelines, "--out", str(tmp_path / "o"), *extra]
-    return bci(*args, data_dir=data_dir, check=False)
+def test_bad_inputs_give_one_line_errors(bci_in_process, tmp_path):
+    def _run(*extra: str, pipelines: str = "csp_lda"):
+        return bci_in_process("evaluate", "--dataset", "eegbci", "--subjects", "7", "--task",
+                              "left_right", "--pipelines", pipelines, "--out",
+                              str(tmp_path / "o"), *extra)
 
-
-def test_bad_inputs_give_one_line_errors(data_dir, tmp_path):
     assert_one_line_error(
-        bci("evaluate", "--dataset", "nope", "--subjects", "1", "--task", "x", "--pipelines",
-            "csp_lda", "--out", str(tmp_path), data_dir=data_dir, check=False),
+        bci_in_process("evaluate", "--dataset", "nope", "--subjects", "1", "--task", "x",
+                       "--pipelines", "csp_lda", "--out", str(tmp_path)),
         "unknown dataset 'nope'", "expected one of ['eegbci', 'ssvepexo']")
     assert_one_line_error(
-        bci("evaluate", "--dataset", "eegbci", "--subjects", "300", "--task", "left_right",
-            "--pipelines", "csp_lda", "--out", str(tmp_path), data_dir=data_dir, check=False),
+        bci_in_process("evaluate", "--dataset", "eegbci", "--subjects", "300", "--task",
+                       "left_right", "--pipelines", "csp_lda", "--out", str(tmp_path)),
         "no subject 300", "expected 1-109")
     assert_one_line_error(
-        bci("evaluate", "--dataset", "eegbci", "--subjects", "1", "--task", "dance",
-            "--pipelines", "csp_lda", "--out", str(tmp_path), data_dir=data_dir, check=False),
+        bci_in_process("evaluate", "--dataset", "eegbci", "--subjects", "1", "--task", "dance",
+                       "--pipelines", "csp_lda", "--out", str(tmp_path)),
         "no task 'dance'", "left_right")
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"name": "bad", "preprocessing": {
         "bandpass": [8, 30], "epoch": {"tmin": 0, "tmax": 2}, "notchh": [50]},
         "decoder": {"name": "csp_lda"}}))
-    assert_one_line_error(_run(tmp_path, data_dir, pipelines=str(bad)),
-                          "bad.yaml: preprocessing.notchh: unknown key")
-    assert_one_line_error(_run(tmp_path, data_dir, "--n-folds", "40"),
+    assert_one_line_error(_run(pipelines=str(bad)), "bad.yaml: preprocessing.notchh: unknown key")
+    assert_one_line_error(_run("--n-folds", "40"),
                           "fewer trials than folds", "class 'right' has 22 trials but 40 folds")
 
 
-def test_missing_and_corrupt_files(data_dir, tmp_path):
+def test_missing_and_corrupt_files(data_dir, tmp_path, bci_in_process):
     # Subject 11 is not in the local copy and the download server is unreachable in tests.
-    proc = bci("evaluate", "--dataset", "eegbci", "--subjects", "11", "--task", "left_right",
-               "--pipelines", "csp_lda", "--out", str(tmp_path / "o"), "--data-dir",
-               str(tmp_path / "empty"), check=False)
+    proc = bci_in_process("evaluate", "--dataset", "eegbci", "--subjects", "11", "--task",
+                          "left_right", "--pipelines", "csp_lda", "--out", str(tmp_path / "o"),
+                          "--data-dir", str(tmp_path / "empty"))
     assert_one_line_error(proc, "S011R04.edf: file missing and the download from")
     rel = "MNE-eegbci-data/files/eegmmidb/1.0.0/S007"
     shutil.copytree(data_dir / rel, tmp_path / rel)
     edf = tmp_path / rel / "S007R08.edf"
     edf.write_bytes(edf.read_bytes()[:-1000])
-    proc = bci("evaluate", "--dataset", "eegbci", "--subjects", "7", "--task", "left_right",
-               "--pipelines", "csp_lda", "--out", str(tmp_path / "o"), "--data-dir",
-               str(tmp_path), check=False)
+    proc = bci_in_process("evaluate", "--dataset", "eegbci", "--subjects", "7", "--task",
+                          "left_right", "--pipelines", "csp_lda", "--out", str(tmp_path / "o"),
+                          "--data-dir", str(tmp_path))
     assert_one_line_error(proc, "S007R08.edf: sha256 mismatch, expected fa8cfc3872")
     proc = bci("--verbose", "evaluate", "--dataset", "eegbci", "--subjects", "7", "--task",
                "left_right", "--pipelines", "csp_lda", "--out", str(tmp_path / "o"),
@@ -142,33 +164,34 @@ def _write_user_edf(tmp_path: Path, data_dir: Path, labels: dict[str, str]) -> P
     return out
 
 
-def test_user_files_and_event_errors(data_dir, tmp_path):
+def test_user_files_and_event_errors(data_dir, tmp_path, bci_in_process):
     edf = _write_user_edf(tmp_path, data_dir, {"T1": "cue_left", "T2": "cue_right"})
-    proc = bci("evaluate", "--file", str(edf), "--events", "cue_left=left,cue_right=right",
+    bci("evaluate", "--file", str(edf), "--events", "cue_left=left,cue_right=right",
                "--pipelines", "mdm", "--n-folds", "3", "--out", str(tmp_path / "o"))
     rows = json.loads((tmp_path / "o" / "results.json").read_text())
     assert rows[0]["n_trials"] == 15 and rows[0]["dataset"] == "files"
     assert_one_line_error(
-        bci("evaluate", "--file", str(edf), "--events", "T7=left", "--pipelines", "mdm",
-            "--out", str(tmp_path / "o"), check=False),
+        bci_in_process("evaluate", "--file", str(edf), "--events", "T7=left", "--pipelines",
+                       "mdm", "--out", str(tmp_path / "o")),
         "mine.edf: none of the mapped events ['T7'] occur in the file")
     assert_one_line_error(
-        bci("evaluate", "--file", str(edf), "--events", "cue_left=left", "--pipelines", "mdm",
-            "--out", str(tmp_path / "o"), check=False),
+        bci_in_process("evaluate", "--file", str(edf), "--events", "cue_left=left",
+                       "--pipelines", "mdm", "--out", str(tmp_path / "o")),
         "data with only one class")
     assert_one_line_error(
-        bci("evaluate", "--file", str(edf), "--events", "cue_left", "--pipelines", "mdm",
-            "--out", str(tmp_path / "o"), check=False),
+        bci_in_process("evaluate", "--file", str(edf), "--events", "cue_left", "--pipelines",
+                       "mdm", "--out", str(tmp_path / "o")),
         "--events: cannot parse 'cue_left'")
     assert_one_line_error(
-        bci("evaluate", "--file", str(tmp_path / "absent.edf"), "--events", "a=b",
-            "--pipelines", "mdm", "--out", str(tmp_path / "o"), check=False),
+        bci_in_process("evaluate", "--file", str(tmp_path / "absent.edf"), "--events", "a=b",
+                       "--pipelines", "mdm", "--out", str(tmp_path / "o")),
         "absent.edf: file not found")
     late = tmp_path / "late.yaml"
     late.write_text(yaml.safe_dump({"name": "late", "preprocessing": {
         "bandpass": [8, 30], "epoch": {"tmin": 400, "tmax": 402}},
         "decoder": {"name": "mdm"}}))
     assert_one_line_error(
-        bci("evaluate", "--file", str(edf), "--events", "cue_left=left,cue_right=right",
-            "--pipelines", str(late), "--out", str(tmp_path / "o"), check=False),
+        bci_in_process("evaluate", "--file", str(edf), "--events",
+                       "cue_left=left,cue_right=right", "--pipelines", str(late), "--out",
+                       str(tmp_path / "o")),
         "empty event set")
