@@ -64,6 +64,10 @@ def read_file(path: str | os.PathLike, events: dict[str, str], *, subject: int =
     except Exception as exc:
         raise DataError(f"{path}: cannot read as {suffix} ({type(exc).__name__}: {exc})") from exc
     found = set(raw.annotations.description)
+    # BrainVision prefixes markers with their type ("Stimulus/S  1", "Comment/cue"); a
+    # mapping may name either the full description or the part after the type.
+    events = dict(events) | {d: events[d.split("/", 1)[1]] for d in found
+                             if "/" in d and d not in events and d.split("/", 1)[1] in events}
     if not found & set(events):
         raise DataError(
             f"{path}: none of the mapped events {sorted(events)} occur in the file; "
