@@ -155,6 +155,11 @@ class DecodingEngine:
     events : EventLog | None
     clock : callable | None
         LSL clock (default :func:`~bci_toolkit.streaming.local_clock`).
+    policy_time : {"lsl", "samples"}
+        Time the decision policy's dwell and refractory timers run on: the windows' LSL
+        timestamps (live), or sample counts at the nominal rate from the segment's first
+        timestamp, which keeps a replay faster than real time timed like the recording
+        (pseudo-online over LSL).
     """
 
     def __init__(self, decoder: Any, spec: PipelineSpec, classes: Sequence[str],
@@ -163,10 +168,14 @@ class DecodingEngine:
                  on_command: Callable[[dict[str, Any]], None] | None = None,
                  on_decision: Callable[[Decision], None] | None = None,
                  mode: str = "live", max_lag: float | None = 0.5,
-                 events: EventLog | None = None, clock: Callable[[], float] | None = None
-                 ) -> None:
+                 events: EventLog | None = None, clock: Callable[[], float] | None = None,
+                 policy_time: str = "lsl") -> None:
         if mode not in ("live", "exhaustive"):
             raise ValueError(f"mode must be 'live' or 'exhaustive', got {mode!r}")
+        if policy_time not in ("lsl", "samples"):
+            raise ValueError(f"policy_time must be 'lsl' or 'samples', got {policy_time!r}")
+        self.policy_time = policy_time
+        self._anchor: tuple[int, float] | None = None  # (index, time) of a segment start
         self.decoder = decoder
         self.spec = spec
         self.classes = [str(c) for c in classes]
@@ -205,6 +214,7 @@ class DecodingEngine:
         self.pre.reset()
         self.buffer.reset()
         self._since_reset = 0
+        self._anchor = None
         self.stats.resets += 1
 
     # -- processing -----------------------------------------------------------
@@ -249,6 +259,8 @@ class DecodingEngine:
         self._last_bad_before = self._last_bad
         bad_idx = self._fill_nonfinite(x, start)
         self.buffer.append(self.pre.process(x))
+        if self._anchor is None:
+            self._anchor = (start, float(timestamps[0]))
         first_count = self._since_reset + 1      # samples since reset at block sample 0
         self._since_reset += n
         self.stats.n_samples += n
@@ -321,7 +333,9 @@ class DecodingEngine:
         sample_time = float(timestamps[k])
         command = None
         if self.policy is not None:
-            cmd = self.policy.update(proba, sample_time=sample_time, decision_time=self.clock(),
+            policy_t = sample_time if self.policy_time == "lsl" else \
+                self._anchor[1] + (end - self._anchor[0]) / self.sfreq
+            cmd = self.policy.update(proba, sample_time=policy_t, decision_time=self.clock(),
                                      arrival_time=arrival)
             if cmd is not None:
                 command = cmd.to_dict()

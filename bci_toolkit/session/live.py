@@ -148,6 +148,9 @@ class LiveSession:
         ``exhaustive`` decodes every window on the grid, however late (pseudo-online).
     on_decision : callable | None
         Called with each :class:`~bci_toolkit.session.engine.Decision` (decoding thread).
+    policy_time : {"lsl", "samples"}
+        Clock of the policy's timers (see :class:`~bci_toolkit.session.engine.
+        DecodingEngine`); ``samples`` for replays faster than real time.
     meta : dict | None
         Extra fields for ``session.json``.
     """
@@ -159,7 +162,7 @@ class LiveSession:
                  stall_timeout: float = 2.0, reconnect_timeout: float | None = None,
                  allow_unlabelled: bool = False, mode: str = "live",
                  on_decision: Callable[[Decision], None] | None = None,
-                 meta: dict[str, Any] | None = None) -> None:
+                 policy_time: str = "lsl", meta: dict[str, Any] | None = None) -> None:
         self.artifact = artifact
         self.stream = stream
         self.marker_stream = markers
@@ -174,6 +177,7 @@ class LiveSession:
         self.allow_unlabelled = allow_unlabelled
         self.mode = mode
         self.on_decision = on_decision
+        self.policy_time = policy_time
         self.meta = dict(meta or {})
         self.events = EventLog()
         self.inlet: EEGInlet | None = None
@@ -219,7 +223,7 @@ class LiveSession:
                 art.decoder, spec, art.classes, art.ch_names, art.sfreq, self.inlet.ch_names,
                 scale=self.inlet.scale, policy=policy, on_command=self._on_command,
                 on_decision=self._on_decision, mode=self.mode, max_lag=self.max_lag,
-                events=self.events)
+                events=self.events, policy_time=self.policy_time)
             if self.marker_stream is not None:
                 self.marker_inlet = MarkerInlet(**self.marker_stream.kwargs(),
                                                 timeout=self.timeout,

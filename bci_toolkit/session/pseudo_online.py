@@ -141,7 +141,7 @@ def _stream_lsl(raw: Any, artifact: Any, speed: float) -> RunStream:
     session = LiveSession(artifact, stream=StreamSelector(name=name), record=None,
                           buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
                           mode="exhaustive", on_decision=decisions.append,
-                          stall_timeout=max(2.0, 5.0 / speed))
+                          stall_timeout=max(2.0, 5.0 / speed), policy_time="samples")
     wall = time.perf_counter()
     try:
         session.start()
