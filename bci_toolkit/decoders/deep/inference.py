@@ -26,7 +26,10 @@ def _combined_conv_as_conv2d(layer: nn.Module) -> nn.Conv2d:
         bias = bias + spat_w.sum(dim=(2, 3)) @ layer.conv_time.bias
     if layer.bias_spat and layer.conv_spat.bias is not None:
         bias = bias + layer.conv_spat.bias
-    conv = nn.Conv2d(1, weight.shape[0], tuple(weight.shape[2:]), bias=True)
+    # skip_init: no random initialisation (it would be overwritten, and would draw from
+    # the caller's RNG).
+    conv = torch.nn.utils.skip_init(nn.Conv2d, 1, weight.shape[0], tuple(weight.shape[2:]),
+                                    bias=True)
     conv.weight = nn.Parameter(weight.detach().clone(), requires_grad=False)
     conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
     return conv.to(weight.device)
@@ -39,12 +42,13 @@ def _plain_layer(layer: nn.Module) -> nn.Module:
     the dynamically created class that deep copies share, which would break the original.
     """
     if isinstance(layer, nn.Conv2d):
-        new: nn.Module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                   stride=layer.stride, padding=layer.padding,
-                                   dilation=layer.dilation, groups=layer.groups,
-                                   bias=layer.bias is not None, padding_mode=layer.padding_mode)
+        new: nn.Module = torch.nn.utils.skip_init(
+            nn.Conv2d, layer.in_channels, layer.out_channels, layer.kernel_size,
+            stride=layer.stride, padding=layer.padding, dilation=layer.dilation,
+            groups=layer.groups, bias=layer.bias is not None, padding_mode=layer.padding_mode)
     elif isinstance(layer, nn.Linear):
-        new = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+        new = torch.nn.utils.skip_init(nn.Linear, layer.in_features, layer.out_features,
+                                       bias=layer.bias is not None)
     else:
         raise TypeError(f"cannot freeze parametrised layer {type(layer).__name__}")
     new.weight = nn.Parameter(layer.weight.detach().clone(), requires_grad=False)

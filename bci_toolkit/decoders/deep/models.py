@@ -227,11 +227,17 @@ class EEGNet(DeepEpochClassifier):
         braindecode's ``EEGNet`` arguments (``F2=None`` means ``F1 * D``). Time shrinks by
         ``pool1_kernel_size * pool2_kernel_size`` (32 by default), so windows need at
         least that many samples.
+    batch_norm_momentum : float
+        PyTorch momentum of the batch-norm running statistics. braindecode's default
+        (0.01) mirrors Keras' 0.99 decay, which needs hundreds of updates to settle; a
+        subject's few dozen trials give two or three updates per epoch, so evaluation-mode
+        predictions would use statistics still close to their initial values. 0.1 is
+        PyTorch's default and what ShallowConvNet and Deep4 use.
     """ + _COMMON_DOC
 
     module_name = "EEGNet"
     arch_params = ("F1", "D", "F2", "kernel_length", "depthwise_kernel_length",
-                   "pool1_kernel_size", "pool2_kernel_size", "drop_prob")
+                   "pool1_kernel_size", "pool2_kernel_size", "drop_prob", "batch_norm_momentum")
     cropped = False
 
     def __init__(self, n_chans: int | None = None, n_outputs: int | None = None,
@@ -240,7 +246,7 @@ class EEGNet(DeepEpochClassifier):
                  F1: int = 8, D: int = 2, F2: int | None = None,  # noqa: N803 - paper names
                  kernel_length: int = 64, depthwise_kernel_length: int = 16,
                  pool1_kernel_size: int = 4, pool2_kernel_size: int = 8,
-                 drop_prob: float = 0.25,
+                 drop_prob: float = 0.25, batch_norm_momentum: float = 0.1,
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 15, valid_fraction: float = 0.2,
@@ -262,6 +268,7 @@ class EEGNet(DeepEpochClassifier):
         self.pool1_kernel_size = pool1_kernel_size
         self.pool2_kernel_size = pool2_kernel_size
         self.drop_prob = drop_prob
+        self.batch_norm_momentum = batch_norm_momentum
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr

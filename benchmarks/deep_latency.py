@@ -1,0 +1,138 @@
+"""Live inference latency of the ConvNet decoders: one window, CPU, fixed torch threads.
+
+For each model, a decoder with the shipped pipeline's architecture is fitted for one epoch
+on windows of the requested shape (latency does not depend on the weights), then timed on
+single windows through three paths, in the same process:
+
+* ``predict_proba_single(window)`` — the live fast path;
+* ``predict_proba(window[None])`` — what a generic live engine calls;
+* ``braindecode eager`` — the peer: the trained braindecode module called the way a
+  braindecode user would (eval mode, ``torch.no_grad()``, fresh tensor, softmax).
+
+Also reported: the exported ONNX model under onnxruntime (one thread), for deployments
+without torch. Target: p99 <= 15 ms for ShallowConvNet and EEGNet, 64 channels × 2 s, CPU,
+2 threads.
+
+Example::
+
+    python benchmarks/deep_latency.py --models shallow_convnet,eegnet,deep4 \
+        --n-chans 64 --seconds 2 --sfreq 160 --threads 2 --n 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+warnings.simplefilter("ignore", FutureWarning)
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    a = np.asarray(samples) * 1e3
+    return {"p50": float(np.percentile(a, 50)), "p99": float(np.percentile(a, 99)),
+            "mean": float(a.mean()), "max": float(a.max())}
+
+
+def _time(fn, windows: np.ndarray, n: int, warmup: int = 50) -> dict[str, float]:
+    for i in range(warmup):
+        fn(windows[i % len(windows)])
+    out = []
+    for i in range(n):
+        w = windows[i % len(windows)]
+        t0 = time.perf_counter()
+        fn(w)
+        out.append(time.perf_counter() - t0)
+    return _percentiles(out)
+
+
+def build(name: str, n_chans: int, n_times: int, sfreq: float, threads: int):
+    from bci_toolkit.decoders.registry import DecoderContext, make_decoder
+    from bci_toolkit.spec import get_spec, parse_spec
+
+    data = get_spec(name).to_dict()
+    data["decoder"]["params"].update(max_epochs=1, patience=None, valid_fraction=0.0,
+                                      device="cpu", n_threads=threads)
+    spec = parse_spec(data, name)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((16, n_chans, n_times)) * 10.0
+    y = np.array(["left", "right"] * 8)
+    ctx = DecoderContext(sfreq=sfreq, ch_names=tuple(f"EEG{i:03d}" for i in range(n_chans)),
+                         n_times=n_times, classes=("left", "right"), random_state=0)
+    return make_decoder(spec.decoder, ctx).fit(X, y)
+
+
+def bench_model(name: str, args: argparse.Namespace, n_times: int, windows: np.ndarray
+                ) -> dict[str, dict[str, float]]:
+    """Time every inference path of one model; prints table rows."""
+    import torch
+
+    from bci_toolkit.decoders.deep.export import export_onnx, load_onnx_session
+
+    dec = build(name, args.n_chans, n_times, args.sfreq, args.threads)
+    torch.set_num_threads(args.threads)
+    module = dec.module_
+    mean = dec.scaler_mean_[:, None].astype(np.float32)
+    scale = dec.scaler_scale_[:, None].astype(np.float32)
+
+    def peer(w: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(((w - mean) / scale).astype(np.float32))[None]
+        with torch.no_grad():
+            out = module(x)
+            if out.ndim == 3:
+                out = out.mean(-1)
+            return torch.softmax(out, -1)[0].numpy()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        session = load_onnx_session(export_onnx(dec, Path(tmp) / "m.onnx"))
+
+    def onnx(w: np.ndarray) -> np.ndarray:
+        return session.run(["proba"], {"eeg": w[None].astype(np.float32)})[0]
+
+    paths = {
+        "predict_proba_single": dec.predict_proba_single,
+        "predict_proba(X[None])": lambda w: dec.predict_proba(w[None]),
+        "braindecode eager (peer)": peer,
+        "onnxruntime, 1 thread": onnx,
+    }
+    results = {}
+    for label, fn in paths.items():
+        results[label] = r = _time(fn, windows, args.n)
+        print(f"| {name} | {label} | {r['p50']:.2f} | {r['p99']:.2f} | {r['mean']:.2f} | "
+              f"{r['max']:.2f} |", flush=True)
+    ratio = results["predict_proba_single"]["p50"] / results["braindecode eager (peer)"]["p50"]
+    print(f"| {name} | p50 ratio fast path / peer | {ratio:.2f} | | | |", flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="shallow_convnet,eegnet,deep4")
+    parser.add_argument("--n-chans", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--sfreq", type=float, default=160.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--n", type=int, default=2000, help="timed windows per path")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    n_times = int(round(args.seconds * args.sfreq))
+    windows = np.random.default_rng(1).standard_normal((64, args.n_chans, n_times)) * 10.0
+    print(f"window: {args.n_chans} channels × {n_times} samples ({args.seconds:g} s at "
+          f"{args.sfreq:g} Hz); torch {torch.__version__}, {args.threads} threads; "
+          f"{args.n} windows per path\n")
+    print("| model | path | p50 ms | p99 ms | mean ms | max ms |")
+    print("|---|---|---|---|---|---|")
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        bench_model(name, args, n_times, windows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
