@@ -60,7 +60,8 @@ def _context(data: EpochsData, spec: PipelineSpec, classes: Sequence[str],
                           random_state=seed)
 
 
-def _concat(parts: Sequence[EpochsData]) -> EpochsData:
+def concat_epochs(parts: Sequence[EpochsData]) -> EpochsData:
+    """Trials of several subjects as one :class:`EpochsData` (same channels and length)."""
     import pandas as pd
 
     first = parts[0]
@@ -93,7 +94,7 @@ def _score(decoder: Any, test: EpochsData, classes: list[str]) -> dict[str, Any]
 def pretrain(spec: PipelineSpec, others: Sequence[EpochsData], classes: Sequence[str],
              seed: int = 42) -> Any:
     """Fit the spec's decoder on the pooled trials of other subjects."""
-    pool = _concat(list(others))
+    pool = concat_epochs(list(others))
     check_trainable(pool.y, "cross-subject pre-training")
     decoder = make_decoder(spec.decoder, _context(pool, spec, classes, seed))
     return decoder.fit(pool.X, pool.y)
@@ -109,7 +110,7 @@ def finetune(pretrained: Any, spec: PipelineSpec, train: EpochsData,
     """
     if hasattr(pretrained, "fine_tune"):
         return copy.deepcopy(pretrained).fine_tune(train.X, train.y, **kwargs)
-    pool = _concat([*others, train])
+    pool = concat_epochs([*others, train])
     decoder = make_decoder(spec.decoder, _context(pool, spec, classes, seed))
     return decoder.fit(pool.X, pool.y)
 

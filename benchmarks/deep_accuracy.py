@@ -1,0 +1,136 @@
+"""Accuracy table: ConvNets next to CSP+LDA and TS+LR on the same folds and protocols.
+
+For every pipeline and every held-out subject (EEGMMIDB left vs right fist imagery by
+default), on the subject's own stratified 5-fold split (the folds of ``bci evaluate
+--protocol within-session``):
+
+* ``within-session``: fitted on the subject's training folds only;
+* ``cross-subject``: fitted on every other subject of ``--subjects``, no calibration;
+* ``cross-subject+finetune``: that model fine-tuned on the subject's training fold
+  (classical pipelines: refitted on the other subjects plus the training fold).
+
+See :mod:`bci_toolkit.decoders.deep.transfer`. Scores are ROC-AUC for two classes (MOABB's
+metric) and accuracy otherwise. MOABB's published PhysionetMI left/right within-session
+means (109 subjects, Keras ConvNets) are printed as the anchor.
+
+Runs are sized with ``--held-out`` and ``--epochs``; several runs (e.g. one per pipeline)
+can be merged into one table with ``--merge``::
+
+    BCI_DATA_DIR=/work/shared/datasets python benchmarks/deep_accuracy.py \
+        --pipelines csp_lda,ts_lr,eegnet --subjects 1-10 --out eegnet.json
+    python benchmarks/deep_accuracy.py --merge classical.json eegnet.json shallow.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+warnings.simplefilter("ignore", FutureWarning)
+
+# MOABB 2024 benchmark, PhysionetMI left vs right hand, within-session (likely ROC-AUC×100;
+# see /work/shared/REFERENCES.md §A1).
+MOABB_PHYSIONET_LR = {"shallow_convnet": 65.19, "eegnet": 59.55, "deep4": 59.57,
+                      "ts_lr": 67.28, "csp_lda": 65.75}
+DEEP = {"shallow_convnet", "eegnet", "deep4"}
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from bci_toolkit.cli._common import parse_int_list
+    from bci_toolkit.decoders.deep.transfer import MODES, evaluate_transfer, load_subjects
+    from bci_toolkit.spec import get_spec, parse_spec
+
+    subjects = parse_int_list(args.subjects, "subjects")
+    held_out = parse_int_list(args.held_out, "held-out") if args.held_out else subjects
+    modes = [m.strip() for m in args.modes.split(",")] if args.modes else list(MODES)
+    rows: list[dict[str, Any]] = []
+    cache: dict[str, Any] = {}
+    for name in [p.strip() for p in args.pipelines.split(",") if p.strip()]:
+        spec = get_spec(name)
+        if spec.decoder.name in DEEP:
+            d = spec.to_dict()
+            if args.epochs:
+                d["decoder"]["params"]["max_epochs"] = args.epochs
+            if args.threads:
+                d["decoder"]["params"]["n_threads"] = args.threads
+            spec = parse_spec(d, name)
+        key = json.dumps(spec.preprocessing.model_dump(mode="json"), sort_keys=True)
+        if key not in cache:
+            cache[key] = load_subjects(spec, args.dataset, subjects, args.task, args.data_dir)
+        data, classes = cache[key]
+        ft = {"max_epochs": args.finetune_epochs} if args.finetune_epochs else {}
+        t0 = time.perf_counter()
+        new = evaluate_transfer(spec, data, classes, dataset=args.dataset, task=args.task,
+                                n_folds=args.n_folds, seed=args.seed, modes=modes,
+                                held_out=held_out, finetune_kwargs=ft,
+                                progress=lambda m: print("  " + m, flush=True))
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+        rows.extend(new)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    pipelines = list(dict.fromkeys(r["pipeline"] for r in rows))
+    modes = list(dict.fromkeys(r["protocol"] for r in rows))
+    metric = rows[0]["metric"]
+    subjects = sorted({r["subject"] for r in rows})
+    head = ("| pipeline | " + " | ".join(f"{m} {metric}" for m in modes)
+            + " | " + " | ".join(f"{m} acc" for m in modes) + " | MOABB PhysionetMI |")
+    lines = [f"subjects {subjects[0]}–{subjects[-1]} ({len(subjects)} held out); mean ± std "
+             "over subjects", "", head, "|" + "---|" * (2 + 2 * len(modes))]
+    for p in pipelines:
+        cells, accs = [], []
+        for m in modes:
+            sel = [r for r in rows if r["pipeline"] == p and r["protocol"] == m]
+            sc = [r["score"] for r in sel if r["score"] is not None]
+            ac = [r["accuracy"] for r in sel]
+            cells.append(f"{np.mean(sc):.3f} ± {np.std(sc):.3f}" if sc else "—")
+            accs.append(f"{np.mean(ac):.3f}" if ac else "—")
+        anchor = MOABB_PHYSIONET_LR.get(p)
+        lines.append(f"| {p} | " + " | ".join(cells) + " | " + " | ".join(accs)
+                     + f" | {anchor if anchor else '—'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pipelines", default="csp_lda,ts_lr,shallow_convnet,eegnet,deep4")
+    parser.add_argument("--dataset", default="eegbci")
+    parser.add_argument("--task", default="left_right")
+    parser.add_argument("--subjects", default="1-10", help="pool of subjects")
+    parser.add_argument("--held-out", default="", help="subjects to score (default: all)")
+    parser.add_argument("--modes", default="", help="subset of the three protocols")
+    parser.add_argument("--epochs", type=int, default=None, help="override deep max_epochs")
+    parser.add_argument("--finetune-epochs", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--n-folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--data-dir", default=os.environ.get("BCI_DATA_DIR"))
+    parser.add_argument("--out", default=None, help="write rows as JSON")
+    parser.add_argument("--merge", nargs="+", default=None,
+                        help="print one table from JSON files written by --out")
+    args = parser.parse_args(argv)
+
+    from bci_toolkit.privacy import PrivacyPolicy, read_bytes, write_text
+
+    policy = PrivacyPolicy.from_env()
+    if args.merge:
+        rows = [r for path in args.merge for r in json.loads(read_bytes(path, policy))]
+    else:
+        rows = run(args)
+        if args.out:
+            write_text(args.out, json.dumps(rows, indent=1), policy)
+    print()
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
