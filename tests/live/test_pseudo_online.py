@@ -34,13 +34,15 @@ def test_lsl_transport_gives_the_file_transport_decisions(s007, s007_artifact):
 
 
 def test_bci_evaluate_pseudo_online_next_to_offline(data_dir, tmp_path):
-    # The shipped CSP+LDA, decisions every 0.1 s: on EEGMMIDB that grid falls exactly on
-    # the offline epochs, so the live trial accuracy must equal the offline one.
-    pipeline = tmp_path / "csp_live.yaml"
+    # The shipped CSP+LDA with decisions every 0.5 s (the shipped 0.1 s grid falls exactly
+    # on EEGMMIDB's epochs; test_online_preprocessing checks that equality): the nearest
+    # live window is at most 40 samples from the offline epoch.
     from bci_toolkit.spec import get_spec
 
+    pipeline = tmp_path / "csp_live.yaml"
     spec = get_spec("csp_lda").to_dict()
     spec["name"] = "csp_live"
+    spec["online"]["step"] = 0.5
     pipeline.write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"
     env = dict(os.environ, BCI_DATA_DIR=str(data_dir))
@@ -56,9 +58,9 @@ def test_bci_evaluate_pseudo_online_next_to_offline(data_dir, tmp_path):
     assert row["protocol"] == "pseudo-online" and row["pipeline"] == "csp_live"
     assert row["held_out_runs"] == ["R04", "R08", "R12"] and row["n_trials"] == 45
     assert row["n_trials_missed"] == 0
-    assert row["accuracy"] == pytest.approx(row["offline_accuracy"], abs=1e-12)
-    assert row["roc_auc"] == pytest.approx(row["offline_roc_auc"], abs=1e-12)
-    assert row["accuracy"] > 0.8  # S007 decodes well
+    assert abs(row["accuracy_gap"]) <= 0.1
+    assert row["accuracy"] == pytest.approx(row["offline_accuracy"] + row["accuracy_gap"])
+    assert row["offline_accuracy"] > 0.8 and row["accuracy"] > 0.75  # S007 decodes well
     assert row["n_commands"] > 0 and row["false_activations_per_min"] is not None
     assert 0 < row["latency_ms_p50"] <= row["latency_ms_p99"]
     assert row["rest_minutes"] > 1.0 and row["transport"] == "file"
