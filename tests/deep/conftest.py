@@ -36,6 +36,12 @@ def synthetic_epochs(n_trials: int = 48, seed: int = 0, classes=("left", "right"
 
 
 @pytest.fixture(scope="session")
+def make_epochs():
+    """Factory of synthetic epochs (see :func:`synthetic_epochs`)."""
+    return synthetic_epochs
+
+
+@pytest.fixture(scope="session")
 def epochs() -> tuple[np.ndarray, np.ndarray]:
     return synthetic_epochs()
 
