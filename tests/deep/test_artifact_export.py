@@ -188,3 +188,40 @@ def test_deepcopy_keeps_live_path_independent(fitted, epochs):
     np.testing.assert_array_equal(twin.predict_proba_single(X[0]),
                                   dec.predict_proba_single(X[0]))
     assert twin._input_buffer_.data_ptr() != dec._input_buffer_.data_ptr()
+
+
+def test_euclidean_alignment_survives_save_load_export_and_live_path(make, epochs, tmp_path):
+    X, y = epochs
+    dec = make("EEGNet", alignment="euclidean").fit(X, y)
+    # Aligned training trials have identity mean spatial covariance.
+    aligned = np.matmul(dec.alignment_, X)
+    cov = np.einsum("nct,ndt->cd", aligned, aligned) / (X.shape[0] * X.shape[2])
+    np.testing.assert_allclose(cov, np.eye(8), atol=1e-6)
+    folder = save_artifact(tmp_path / "ea", dec, get_spec("eegnet"), ch_names=dec.ch_names_,
+                           sfreq=dec.sfreq_, n_times=dec.n_times_)
+    loaded = load_artifact(folder).decoder
+    np.testing.assert_array_equal(loaded.alignment_, dec.alignment_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), dec.predict_proba(X))
+    np.testing.assert_allclose(dec.predict_proba_single(X[0]), dec.predict_proba(X[:2])[0],
+                               atol=1e-6)
+    for fmt in ("onnx", "torchscript"):
+        assert check_export(dec, export(dec, tmp_path / f"ea.{fmt}", fmt), X[:6], fmt) < 1e-5
+
+
+def test_groups_align_each_subject_to_its_own_reference(make, make_epochs):
+    from bci_toolkit.decoders.deep.estimator import align_groups
+
+    Xa, ya = make_epochs(n_trials=24, seed=1)
+    Xb, yb = make_epochs(n_trials=24, seed=2)
+    Xb = Xb * 3.0  # a "subject" with three times the amplitude
+    X, y = np.concatenate([Xa, Xb]), np.concatenate([ya, yb])
+    groups = np.repeat([1, 2], 24)
+    out = align_groups(X, groups)
+    for g in (1, 2):
+        part = out[groups == g]
+        cov = np.einsum("nct,ndt->cd", part, part) / (part.shape[0] * part.shape[2])
+        np.testing.assert_allclose(cov, np.eye(8), atol=1e-6)
+    dec = make("EEGNet", alignment="euclidean").fit(X, y, groups=groups)
+    assert dec.alignment_.shape == (8, 8)
+    with pytest.raises(ValueError, match="groups has 3 entries"):
+        make("EEGNet").fit(X, y, groups=[1, 2, 3])

@@ -26,9 +26,9 @@ def _fingerprints(X: np.ndarray) -> set[str]:
 class RecordingEEGNet(EEGNet):
     """EEGNet that records which trials every fit / fine_tune saw."""
 
-    def fit(self, X, y):
+    def fit(self, X, y, groups=None):
         CALLS.append(("fit", _fingerprints(np.asarray(X, dtype=np.float64))))
-        return super().fit(X, y)
+        return super().fit(X, y, groups=groups)
 
     def fine_tune(self, X, y, **kwargs):
         CALLS.append(("fine_tune", _fingerprints(np.asarray(X, dtype=np.float64))))

@@ -38,6 +38,7 @@ from bci_toolkit.errors import ArtifactError, EvaluationError
 _WEIGHTS_FILE = "model.safetensors"
 _PREDICT_CHUNK = 256
 _LR_SCHEDULES = ("cosine", "constant")
+_ALIGNMENTS = ("none", "euclidean")
 
 
 class DeepEpochClassifier(EpochClassifier):
@@ -150,6 +151,9 @@ class DeepEpochClassifier(EpochClassifier):
         if self.lr_schedule not in _LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {list(_LR_SCHEDULES)}, got "
                              f"{self.lr_schedule!r}")
+        if self.alignment not in _ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {list(_ALIGNMENTS)}, got "
+                             f"{self.alignment!r}")
         if self.cropped and not self.supports_cropped:
             raise ValueError(f"{type(self).__name__} does not support cropped decoding")
         check_augmentation(self.augmentation, self.augmentation_prob)
@@ -174,11 +178,20 @@ class DeepEpochClassifier(EpochClassifier):
             )
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any) -> DeepEpochClassifier:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> DeepEpochClassifier:
         """Train the ConvNet on epochs ``X`` (µV) with labels ``y``.
 
         With ``pretrained`` set, the weights of that artifact are the starting point and
         training is a fine-tuning run (``finetune_lr``, ``finetune_epochs``).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_trials, n_channels, n_times)
+        y : array of str, shape (n_trials,)
+        groups : array, shape (n_trials,) | None
+            Subject (or session) of each trial when pooling several. With
+            ``alignment="euclidean"`` each group is aligned to its own reference, which
+            is what makes a model pooled over subjects transferable.
 
         Returns
         -------
@@ -196,9 +209,12 @@ class DeepEpochClassifier(EpochClassifier):
                 f"({classes.tolist()}); expected at least two"
             )
         self._check_shape(X, self.n_chans, self.n_times, "X", fitted=False)
+        if groups is not None and len(groups) != len(X):
+            raise ValueError(f"groups has {len(groups)} entries but X has {len(X)} trials")
         if self.pretrained:
             self._init_from_pretrained(X, classes)
-            return self._train(X, y, lr=self._finetune_lr(), max_epochs=self._finetune_epochs())
+            return self._train(X, y, lr=self._finetune_lr(),
+                               max_epochs=self._finetune_epochs(), groups=groups)
         ch_names = list(self.ch_names) if self.ch_names is not None else [
             f"ch{i}" for i in range(X.shape[1])]
         if len(ch_names) != X.shape[1]:
@@ -216,22 +232,24 @@ class DeepEpochClassifier(EpochClassifier):
             module = self.build_module(X.shape[1], len(classes), X.shape[2], ch_names,
                                        self.sfreq_)
             return self._train(X, y, lr=float(self.lr), max_epochs=int(self.max_epochs),
-                               module=module, seeded=True)
+                               module=module, seeded=True, groups=groups)
 
     def fine_tune(self, X: Any, y: Any, *, lr: float | None = None,
                   max_epochs: int | None = None, refit_scaler: bool = True
                   ) -> DeepEpochClassifier:
         """Continue training the fitted model on new trials (e.g. one subject's).
 
-        The standardisation is re-learned on ``X`` when ``refit_scaler`` (a cheap form of
-        domain adaptation: each subject's channels are brought to the scale the network
-        was trained on). Early stopping uses an inner split of ``X`` only.
+        The input normalisation (Euclidean alignment when enabled, then per-channel
+        standardisation) is re-learned on ``X`` when ``refit_scaler``: a cheap form of
+        domain adaptation that brings the subject's signals to the scale and spatial
+        covariance the network was trained on. Early stopping uses an inner split of ``X``
+        only.
 
         Parameters
         ----------
         X, y : epochs and labels of the new data; labels must be among ``classes_``.
         lr, max_epochs : override ``finetune_lr`` / ``finetune_epochs``.
-        refit_scaler : learn the per-channel standardisation on ``X``.
+        refit_scaler : re-learn the input normalisation on ``X``.
 
         Returns
         -------
@@ -290,7 +308,7 @@ class DeepEpochClassifier(EpochClassifier):
             raise ArtifactError(f"{path}: classes {unknown} of the fine-tuning data are not "
                                 f"among the pretrained classes {base.classes_.tolist()}")
         for name in ("classes_", "n_features_in_", "n_times_", "ch_names_", "sfreq_",
-                     "scaler_mean_", "scaler_scale_", "receptive_field_"):
+                     "scaler_mean_", "scaler_scale_", "alignment_", "receptive_field_"):
             setattr(self, name, copy.deepcopy(getattr(base, name)))
         self.device_ = str(_runtime.resolve_device(self.device))
         self.n_threads_ = _runtime.resolve_threads(self.n_threads)
@@ -321,15 +339,23 @@ class DeepEpochClassifier(EpochClassifier):
 
     def _train(self, X: np.ndarray, y: np.ndarray, *, lr: float, max_epochs: int,
                module: torch.nn.Module | None = None, refit_scaler: bool = True,
-               seeded: bool = False) -> DeepEpochClassifier:
-        """Standardise, split, and run the braindecode training loop on ``module``."""
+               seeded: bool = False, groups: Any = None) -> DeepEpochClassifier:
+        """Normalise, split, and run the braindecode training loop on ``module``."""
         if not seeded:
             with _runtime.torch_threads(self.n_threads_), \
                     _runtime.seeded(self.random_state, torch.device(self.device_)):
                 return self._train(X, y, lr=lr, max_epochs=max_epochs, module=module,
-                                   refit_scaler=refit_scaler, seeded=True)
+                                   refit_scaler=refit_scaler, seeded=True, groups=groups)
         if refit_scaler:
+            if self.alignment == "euclidean":
+                self.alignment_ = euclidean_reference(X)
+                X = align_groups(X, groups) if groups is not None else _apply(
+                    self.alignment_, X)
+            else:
+                self.alignment_ = None
             self.scaler_mean_, self.scaler_scale_ = channel_stats(X)
+        elif self.alignment_ is not None:
+            X = _apply(self.alignment_, X)
         Xs = standardise(X, self.scaler_mean_, self.scaler_scale_)
         y_int = np.searchsorted(self.classes_, y).astype(np.int64)
         if module is None:
@@ -416,6 +442,8 @@ class DeepEpochClassifier(EpochClassifier):
                                 if device.type != "cpu" else None)
         self._center_ = self.scaler_mean_.astype(np.float32)[:, None]
         self._inv_scale_ = (1.0 / self.scaler_scale_).astype(np.float32)[:, None]
+        self._aligned_ = (None if self.alignment_ is None
+                          else np.zeros(shape[1:], dtype=np.float64))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self._inference_module_(x)
@@ -441,6 +469,8 @@ class DeepEpochClassifier(EpochClassifier):
                 f"({self.n_features_in_}, {self.n_times_})"
             )
         buf = self._input_buffer_.numpy()[0]
+        if self._aligned_ is not None:
+            w = np.matmul(self.alignment_, w, out=self._aligned_)
         np.subtract(w, self._center_, out=buf, casting="unsafe")
         buf *= self._inv_scale_
         if not np.isfinite(buf).all():
@@ -461,6 +491,13 @@ class DeepEpochClassifier(EpochClassifier):
             return self.predict_proba_single(X[0])[None]
         return self._predict_batch(self._check_X(X))
 
+    def transform_input(self, X: np.ndarray) -> np.ndarray:
+        """What the network sees: aligned (if enabled) and standardised float32 epochs."""
+        check_is_fitted(self, "module_")
+        if self.alignment_ is not None:
+            X = _apply(self.alignment_, X)
+        return standardise(X, self.scaler_mean_, self.scaler_scale_)
+
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each trial."""
         proba = self.predict_proba(X)
@@ -468,7 +505,7 @@ class DeepEpochClassifier(EpochClassifier):
 
     def _predict_batch(self, X: np.ndarray) -> np.ndarray:
         self._check_shape(X, self.n_features_in_, self.n_times_, "X")
-        Xs = standardise(X, self.scaler_mean_, self.scaler_scale_)
+        Xs = self.transform_input(X)
         _runtime.set_threads(self.n_threads_)
         out = []
         with torch.inference_mode():
@@ -513,6 +550,8 @@ class DeepEpochClassifier(EpochClassifier):
                    for k, v in self.module_.state_dict().items()}
         tensors["scaler.mean"] = torch.from_numpy(np.ascontiguousarray(self.scaler_mean_))
         tensors["scaler.scale"] = torch.from_numpy(np.ascontiguousarray(self.scaler_scale_))
+        if self.alignment_ is not None:
+            tensors["alignment"] = torch.from_numpy(np.ascontiguousarray(self.alignment_))
         data = save(tensors, metadata={"format": "pt", "decoder": type(self).__name__})
         write_bytes(Path(folder) / _WEIGHTS_FILE, data, policy)
         return {
@@ -579,6 +618,8 @@ class DeepEpochClassifier(EpochClassifier):
         self.sfreq_ = None if sfreq is None else float(sfreq)
         self.scaler_mean_ = tensors["scaler.mean"].numpy().astype(np.float64)
         self.scaler_scale_ = tensors["scaler.scale"].numpy().astype(np.float64)
+        self.alignment_ = (tensors["alignment"].numpy().astype(np.float64)
+                           if "alignment" in tensors else None)
         self.receptive_field_ = int(info.get("receptive_field", n_times))
         training = info.get("training", {})
         self.history_ = list(training.get("history", []))
@@ -595,8 +636,8 @@ class DeepEpochClassifier(EpochClassifier):
         from bci_toolkit.decoders.deep.inference import InferenceModule
 
         check_is_fitted(self, "module_")
-        return InferenceModule(self.module_, self.scaler_mean_,
-                               self.scaler_scale_).to("cpu").eval()
+        return InferenceModule(self.module_, self.scaler_mean_, self.scaler_scale_,
+                               self.alignment_).to("cpu").eval()
 
 
 def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -605,6 +646,33 @@ def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = X.std(axis=(0, 2))
     scale[~(scale > 1e-12)] = 1.0  # flat channels stay flat instead of exploding
     return mean, scale
+
+
+def euclidean_reference(X: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """``R^{-1/2}`` for the mean spatial covariance ``R`` of the trials in ``X``.
+
+    Euclidean alignment (He & Wu 2020): multiplying every trial by ``R^{-1/2}`` makes the
+    average covariance of a subject the identity, removing much of what differs between
+    subjects and sessions while keeping what differs between classes.
+    """
+    R = np.einsum("nct,ndt->cd", X, X) / (X.shape[0] * X.shape[2])
+    w, V = np.linalg.eigh((R + R.T) / 2)
+    w = np.maximum(w, eps * max(float(w.max()), 1e-12))
+    return (V * w ** -0.5) @ V.T
+
+
+def align_groups(X: np.ndarray, groups: Any) -> np.ndarray:
+    """Each group's trials aligned to that group's own Euclidean reference."""
+    groups = np.asarray(groups)
+    out = np.empty_like(X)
+    for g in np.unique(groups):
+        mask = groups == g
+        out[mask] = _apply(euclidean_reference(X[mask]), X[mask])
+    return out
+
+
+def _apply(matrix: np.ndarray, X: np.ndarray) -> np.ndarray:
+    return np.matmul(matrix, X)
 
 
 def standardise(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:

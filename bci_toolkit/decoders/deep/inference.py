@@ -78,19 +78,25 @@ def freeze_for_inference(module: nn.Module) -> nn.Module:
 
 
 class InferenceModule(nn.Module):
-    """Standardisation → frozen module → (mean over crops) → softmax.
+    """(Alignment) → standardisation → frozen module → (mean over crops) → softmax.
 
     Takes raw windows in µV, ``(batch, n_channels, n_times)``; returns probabilities.
     """
 
-    def __init__(self, module: nn.Module, mean: np.ndarray, scale: np.ndarray) -> None:
+    def __init__(self, module: nn.Module, mean: np.ndarray, scale: np.ndarray,
+                 alignment: np.ndarray | None = None) -> None:
         super().__init__()
         self.module = freeze_for_inference(module)
+        self.aligned = alignment is not None
+        self.register_buffer("alignment", torch.as_tensor(
+            alignment if alignment is not None else np.eye(len(mean)), dtype=torch.float32))
         self.register_buffer("center", torch.as_tensor(mean, dtype=torch.float32)[None, :, None])
         self.register_buffer("inv_scale",
                              1.0 / torch.as_tensor(scale, dtype=torch.float32)[None, :, None])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.aligned:
+            x = torch.matmul(self.alignment, x)
         out = self.module((x - self.center) * self.inv_scale)
         if out.dim() == 3:
             out = out.mean(dim=-1)

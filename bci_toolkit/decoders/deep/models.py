@@ -35,6 +35,10 @@ _COMMON_DOC = """
         best weights are restored. ``None`` trains for ``max_epochs``.
     valid_fraction : float
         Stratified share of the training trials held out for early stopping (``0``: none).
+    alignment : {"none", "euclidean"}
+        ``"euclidean"``: whiten trials by the inverse square root of their mean spatial
+        covariance before standardisation (Euclidean alignment, He & Wu 2020); per
+        subject when ``fit`` gets ``groups``. Helps cross-subject transfer.
     augmentation : str | list of str | None
         Names from :data:`bci_toolkit.decoders.deep.augment.AUGMENTATIONS`.
     augmentation_prob : float
@@ -90,6 +94,7 @@ class ShallowConvNet(DeepEpochClassifier):
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 15, valid_fraction: float = 0.2,
+                 alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
                  pretrained: str | None = None, finetune_lr: float | None = None,
@@ -115,6 +120,7 @@ class ShallowConvNet(DeepEpochClassifier):
         self.lr_schedule = lr_schedule
         self.patience = patience
         self.valid_fraction = valid_fraction
+        self.alignment = alignment
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
         self.device = device
@@ -175,6 +181,7 @@ class Deep4(DeepEpochClassifier):
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 5e-4, lr_schedule: str = "cosine",
                  patience: int | None = 15, valid_fraction: float = 0.2,
+                 alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
                  pretrained: str | None = None, finetune_lr: float | None = None,
@@ -205,6 +212,7 @@ class Deep4(DeepEpochClassifier):
         self.lr_schedule = lr_schedule
         self.patience = patience
         self.valid_fraction = valid_fraction
+        self.alignment = alignment
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
         self.device = device
@@ -250,6 +258,7 @@ class EEGNet(DeepEpochClassifier):
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 15, valid_fraction: float = 0.2,
+                 alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
                  pretrained: str | None = None, finetune_lr: float | None = None,
@@ -276,6 +285,7 @@ class EEGNet(DeepEpochClassifier):
         self.lr_schedule = lr_schedule
         self.patience = patience
         self.valid_fraction = valid_fraction
+        self.alignment = alignment
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
         self.device = device

@@ -25,6 +25,7 @@ split from the training fold.
 from __future__ import annotations
 
 import copy
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -93,10 +94,16 @@ def _score(decoder: Any, test: EpochsData, classes: list[str]) -> dict[str, Any]
 
 def pretrain(spec: PipelineSpec, others: Sequence[EpochsData], classes: Sequence[str],
              seed: int = 42) -> Any:
-    """Fit the spec's decoder on the pooled trials of other subjects."""
+    """Fit the spec's decoder on the pooled trials of other subjects.
+
+    Decoders whose ``fit`` takes ``groups`` get each trial's subject, so that per-subject
+    input normalisation (e.g. Euclidean alignment) is done subject by subject.
+    """
     pool = concat_epochs(list(others))
     check_trainable(pool.y, "cross-subject pre-training")
     decoder = make_decoder(spec.decoder, _context(pool, spec, classes, seed))
+    if "groups" in inspect.signature(decoder.fit).parameters:
+        return decoder.fit(pool.X, pool.y, groups=pool.meta["subject"].to_numpy())
     return decoder.fit(pool.X, pool.y)
 
 
