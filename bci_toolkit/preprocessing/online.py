@@ -313,8 +313,14 @@ class WindowBuffer:
             raise ValueError(f"window of {n_times} samples (offset {end_offset}) but only "
                              f"{self.n_valid} valid samples buffered")
         end = (self._pos - end_offset) % self.capacity
-        idx = (np.arange(end - n_times, end)) % self.capacity
-        win = self._data[..., idx]
+        start = end - n_times
+        # Two contiguous slices into a C-contiguous window: decoders run faster on it.
+        win = np.empty(self._data.shape[:2] + (n_times,))
+        if start >= 0:
+            win[...] = self._data[..., start:end]
+        else:
+            win[..., :-start] = self._data[..., self.capacity + start:]
+            win[..., -start:] = self._data[..., :end]
         if win.shape[0] == 1:
             return win[0]
-        return np.moveaxis(win, 0, -1)
+        return np.ascontiguousarray(np.moveaxis(win, 0, -1))
