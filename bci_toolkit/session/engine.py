@@ -209,6 +209,35 @@ class DecodingEngine:
         self._burst_end: int | None = None
 
     # -- state ----------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Decode one synthetic window before the stream's first.
+
+        Lazily initialised models (torch modules, compiled kernels) pay their start-up cost
+        here instead of on the first real decision, and a decoder that cannot take the live
+        window's shape fails now with a clear message.
+
+        Raises
+        ------
+        SpecError
+            The decoder rejects a window of ``online.window`` seconds.
+        """
+        shape = (1, self.pre.n_channels, self.n_window)
+        if self.pre.n_bands > 1:
+            shape += (self.pre.n_bands,)
+        noise = np.random.default_rng(0).standard_normal(shape)
+        try:
+            proba = np.asarray(self.decoder.predict_proba(noise))
+        except Exception as exc:
+            raise SpecError(
+                f"{self.spec.source or self.spec.name}: the decoder cannot decode a live window "
+                f"of {self.pre.n_channels} channels x {self.n_window} samples "
+                f"(online.window {self.spec.window_length:g} s at {self.sfreq:g} Hz): "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        if proba.shape != (1, len(self.classes)):
+            raise SpecError(f"{self.spec.source or self.spec.name}: predict_proba returned "
+                            f"shape {proba.shape}; expected (1, {len(self.classes)})")
+
     def reset(self, reason: str = "reset") -> None:
         """Restart filters and windows (after a gap, an overrun, a reconnection)."""
         self.pre.reset()

@@ -224,6 +224,7 @@ class LiveSession:
                 scale=self.inlet.scale, policy=policy, on_command=self._on_command,
                 on_decision=self._on_decision, mode=self.mode, max_lag=self.max_lag,
                 events=self.events, policy_time=self.policy_time)
+            self.engine.warm_up()
             if self.marker_stream is not None:
                 self.marker_inlet = MarkerInlet(**self.marker_stream.kwargs(),
                                                 timeout=self.timeout,

@@ -176,3 +176,29 @@ def test_engine_withholds_windows_over_nonfinite_samples(s007):
     assert all(np.isfinite(d.proba).all() for d in decisions)
     assert ends.max() > 3040 + 480 + settle  # decoding resumed after the burst
     assert engine.events.count("nonfinite") == 1
+
+
+def test_spiking_decoder_plugs_into_the_live_engine_unchanged(s007):
+    """Torch-based decoders take the same windows: same probabilities as offline."""
+    data = get_spec("snn").to_dict()
+    data["preprocessing"]["resample"] = None  # the live path does not resample
+    data["decoder"]["params"]["max_epochs"] = 1
+    spec = parse_spec(data, "snn-live").with_causal_filter()
+    train = epoch_recordings(s007[1:], spec, ["left", "right"])
+    decoder = fit_epochs(spec, train, ["left", "right"])
+    test = epoch_recordings(s007[:1], spec, ["left", "right"])
+    raw = s007[0].raw
+    x = raw.get_data().T[:3200] * 1e6
+    engine = DecodingEngine(decoder, spec, decoder.classes_, train.ch_names, 160.0,
+                            raw.ch_names, mode="exhaustive")
+    engine.warm_up()
+    t = np.arange(len(x)) / 160.0
+    decisions = {}
+    for i in range(0, len(x), 20):
+        for d in engine.process(x[i:i + 20], i, t[i:i + 20], t[i:i + 20]):
+            decisions[d.index] = d
+    ends = np.round(test.meta["onset"].to_numpy() * 160).astype(int) + 480
+    inside = ends < len(x)
+    assert inside.sum() >= 2
+    got = np.array([decisions[e].proba for e in ends[inside]])
+    np.testing.assert_allclose(got, decoder.predict_proba(test.X[inside]), rtol=0, atol=1e-6)
