@@ -207,3 +207,16 @@ def test_spec_rejects_unknown_deep_param():
     data["decoder"]["params"]["n_filters"] = 3
     with pytest.raises(SpecError, match=r"decoder.params.n_filters: unknown parameter"):
         parse_spec(data, "mine.yaml")
+
+
+def test_early_stopping_holds_out_whole_groups_when_given(make):
+    est = make("EEGNet", valid_fraction=0.2, random_state=0)
+    y = np.tile([0, 1], 30)
+    groups = np.repeat(np.arange(6), 10)  # six runs of ten trials
+    train, valid = est._inner_split(y, groups)
+    assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == 60
+    held = np.unique(groups[valid])
+    assert len(held) == 1 and set(valid) == set(np.flatnonzero(groups == held[0]))
+    # Two groups are too few to hold one out: fall back to a stratified split of trials.
+    train, valid = est._inner_split(y, np.repeat([0, 1], 30))
+    assert len(valid) == 12 and np.bincount(y[valid]).tolist() == [6, 6]

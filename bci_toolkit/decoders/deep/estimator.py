@@ -189,7 +189,8 @@ class DeepEpochClassifier(EpochClassifier):
         X : ndarray, shape (n_trials, n_channels, n_times)
         y : array of str, shape (n_trials,)
         groups : array, shape (n_trials,) | None
-            Subject (or session) of each trial when pooling several. With
+            Subject (or session) of each trial when pooling several. Early stopping then
+            holds out whole groups (at least three needed), and with
             ``alignment="euclidean"`` each group is aligned to its own reference, which
             is what makes a model pooled over subjects transferable.
 
@@ -214,7 +215,7 @@ class DeepEpochClassifier(EpochClassifier):
         if self.pretrained:
             self._init_from_pretrained(X, classes)
             return self._train(X, y, lr=self._finetune_lr(),
-                               max_epochs=self._finetune_epochs(), groups=groups)
+                               max_epochs=self._finetune_epochs(), split_groups=groups)
         ch_names = list(self.ch_names) if self.ch_names is not None else [
             f"ch{i}" for i in range(X.shape[1])]
         if len(ch_names) != X.shape[1]:
@@ -232,9 +233,10 @@ class DeepEpochClassifier(EpochClassifier):
             module = self.build_module(X.shape[1], len(classes), X.shape[2], ch_names,
                                        self.sfreq_)
             return self._train(X, y, lr=float(self.lr), max_epochs=int(self.max_epochs),
-                               module=module, seeded=True, groups=groups)
+                               module=module, seeded=True, groups=groups,
+                               split_groups=groups)
 
-    def fine_tune(self, X: Any, y: Any, *, lr: float | None = None,
+    def fine_tune(self, X: Any, y: Any, *, groups: Any = None, lr: float | None = None,
                   max_epochs: int | None = None, refit_scaler: bool = True
                   ) -> DeepEpochClassifier:
         """Continue training the fitted model on new trials (e.g. one subject's).
@@ -248,6 +250,7 @@ class DeepEpochClassifier(EpochClassifier):
         Parameters
         ----------
         X, y : epochs and labels of the new data; labels must be among ``classes_``.
+        groups : runs of the trials (optional); early stopping then holds out whole runs.
         lr, max_epochs : override ``finetune_lr`` / ``finetune_epochs``.
         refit_scaler : re-learn the input normalisation on ``X``.
 
@@ -269,7 +272,7 @@ class DeepEpochClassifier(EpochClassifier):
         return self._train(
             X, y, lr=float(lr) if lr is not None else self._finetune_lr(),
             max_epochs=int(max_epochs) if max_epochs is not None else self._finetune_epochs(),
-            refit_scaler=refit_scaler)
+            refit_scaler=refit_scaler, split_groups=groups)
 
     def _finetune_lr(self) -> float:
         return float(self.finetune_lr) if self.finetune_lr is not None else float(self.lr) / 10
@@ -315,14 +318,32 @@ class DeepEpochClassifier(EpochClassifier):
         self.module_ = base.module_.to(self.device_)
         self.history_ = []
 
-    def _inner_split(self, y_int: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Stratified train/validation indices; no validation when it cannot be stratified."""
+    def _inner_split(self, y_int: np.ndarray, groups: Any = None
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Train/validation indices for early stopping.
+
+        With three or more ``groups`` (subjects, runs), whole groups are held out: a
+        ConvNet can recognise a run or a subject from its noise, and with labels balanced
+        per run, holding out single trials then rewards that shortcut with validation
+        scores below chance. Otherwise a stratified split of trials; no validation when it
+        cannot be stratified.
+        """
         from sklearn.model_selection import train_test_split
 
         n = len(y_int)
         idx = np.arange(n)
         if self.valid_fraction <= 0:
             return idx, None
+        if groups is not None:
+            groups = np.asarray(groups)
+            names = np.unique(groups)
+            n_held = max(1, int(round(len(names) * float(self.valid_fraction))))
+            if len(names) >= 3 and n_held < len(names):
+                rng = np.random.default_rng(self.random_state)
+                held = rng.choice(names, size=n_held, replace=False)
+                valid = np.isin(groups, held)
+                if len(np.unique(y_int[~valid])) == len(np.unique(y_int)):
+                    return idx[~valid], idx[valid]
         n_classes = len(np.unique(y_int))
         n_valid = int(np.ceil(n * float(self.valid_fraction)))
         counts = np.bincount(y_int)
@@ -339,13 +360,19 @@ class DeepEpochClassifier(EpochClassifier):
 
     def _train(self, X: np.ndarray, y: np.ndarray, *, lr: float, max_epochs: int,
                module: torch.nn.Module | None = None, refit_scaler: bool = True,
-               seeded: bool = False, groups: Any = None) -> DeepEpochClassifier:
-        """Normalise, split, and run the braindecode training loop on ``module``."""
+               seeded: bool = False, groups: Any = None, split_groups: Any = None
+               ) -> DeepEpochClassifier:
+        """Normalise, split, and run the braindecode training loop on ``module``.
+
+        ``groups`` get one alignment reference each; ``split_groups`` are held out whole
+        for early stopping (see :meth:`_inner_split`).
+        """
         if not seeded:
             with _runtime.torch_threads(self.n_threads_), \
                     _runtime.seeded(self.random_state, torch.device(self.device_)):
                 return self._train(X, y, lr=lr, max_epochs=max_epochs, module=module,
-                                   refit_scaler=refit_scaler, seeded=True, groups=groups)
+                                   refit_scaler=refit_scaler, seeded=True, groups=groups,
+                                   split_groups=split_groups)
         if refit_scaler:
             if self.alignment == "euclidean":
                 self.alignment_ = euclidean_reference(X)
@@ -362,7 +389,7 @@ class DeepEpochClassifier(EpochClassifier):
             module = self.module_
         self.receptive_field_ = (receptive_field(module, X.shape[1], self.n_times_)
                                  if self.cropped else self.n_times_)
-        train, valid = self._inner_split(y_int)
+        train, valid = self._inner_split(y_int, split_groups)
         net = self._make_net(module, n_train=len(train), lr=lr, max_epochs=max_epochs,
                              valid=None if valid is None else (Xs[valid], y_int[valid]))
         with warnings.catch_warnings():

@@ -112,10 +112,12 @@ def finetune(pretrained: Any, spec: PipelineSpec, train: EpochsData,
              **kwargs: Any) -> Any:
     """A copy of ``pretrained`` adapted to ``train`` (one subject's calibration trials).
 
-    ConvNets are fine-tuned (``kwargs`` go to ``fine_tune``); other decoders are refitted
-    on ``others`` plus ``train``.
+    ConvNets are fine-tuned (``kwargs`` go to ``fine_tune``; by default early stopping
+    holds out whole runs of ``train`` when it has three or more); other decoders are
+    refitted on ``others`` plus ``train``.
     """
     if hasattr(pretrained, "fine_tune"):
+        kwargs.setdefault("groups", train.meta["run"].to_numpy())
         return copy.deepcopy(pretrained).fine_tune(train.X, train.y, **kwargs)
     pool = concat_epochs([*others, train])
     decoder = make_decoder(spec.decoder, _context(pool, spec, classes, seed))
