@@ -268,7 +268,8 @@ def _step(match: Callable[[Any], bool]) -> Callable:
 
 
 def _name_is(*names: str) -> Callable[[Any], bool]:
-    return lambda est: type(est).__name__ in names
+    # Match subclasses too (e.g. the toolkit's memoised Covariances).
+    return lambda est: any(cls.__name__ in names for cls in type(est).__mro__)
 
 
 def count_sklearn(estimator: Any, input_shape: Shape) -> OpCount:
@@ -410,8 +411,7 @@ def _linear(est: Any, shape: Shape) -> tuple[OpCount, Shape]:
     return count, (n_classes,)
 
 
-@_step(_name_is("SVC"))
-def _svc(est: Any, shape: Shape) -> tuple[OpCount, Shape]:
+def _svc_decision(est: Any, shape: Shape) -> OpCount:
     n_in = int(np.prod(shape))
     n_classes = len(est.classes_)
     n_pairs = n_classes * (n_classes - 1) // 2
@@ -424,8 +424,39 @@ def _svc(est: Any, shape: Shape) -> tuple[OpCount, Shape]:
         count.add("dual", macs=n_pairs * n_sv, acs=n_pairs)
     else:
         raise UncountableError(f"no operation model for SVC kernel {est.kernel!r}")
-    if est.probability:  # Platt scaling per pair, then pairwise coupling
+    return count
+
+
+@_step(_name_is("SVC"))
+def _svc(est: Any, shape: Shape) -> tuple[OpCount, Shape]:
+    count = _svc_decision(est, shape)
+    n_classes = len(est.classes_)
+    n_pairs = n_classes * (n_classes - 1) // 2
+    if getattr(est, "probability", False):  # Platt scaling per pair, pairwise coupling
         count.add("probability", macs=2 * n_pairs + n_pairs * n_classes, special=n_pairs)
+    return count, (n_classes,)
+
+
+@_step(_name_is("CalibratedClassifierCV"))
+def _calibrated(est: Any, shape: Shape) -> tuple[OpCount, Shape]:
+    # Each calibrated copy: the base decision function, then a sigmoid per calibrator;
+    # copies (ensemble=True) are averaged, then probabilities normalised.
+    count = OpCount()
+    n_classes = len(est.classes_)
+    members = est.calibrated_classifiers_
+    for member in members:
+        base = member.estimator
+        if any(c.__name__ == "SVC" for c in type(base).__mro__):
+            count.merge(_svc_decision(base, shape), prefix="base.")
+        elif any(c.__name__ in ("LinearDiscriminantAnalysis", "LogisticRegression")
+                 for c in type(base).__mro__):
+            n_out, n_in = np.asarray(base.coef_).shape
+            count.add("base.linear", macs=n_out * n_in, acs=n_out)
+        else:
+            raise UncountableError(f"no operation model for calibrated {type(base).__name__}")
+        n_cal = len(member.calibrators)
+        count.add("calibration", macs=2 * n_cal, special=n_cal)
+    count.add("average", acs=n_classes * max(len(members) - 1, 0) + n_classes, macs=n_classes)
     return count, (n_classes,)
 
 
@@ -510,7 +541,7 @@ def count_spiking_decision(decoder: Any, X: Any) -> OpCount:
     count = OpCount()
     n_values = X.shape[1] * X.shape[2] * (X.shape[3] if np.ndim(X) == 4 else 1)
     if decoder.encoding == "delta":
-        count.add("encoder", acs=3 * n_values + float(inputs.sum()) / n)
+        count.add("encoder", acs=3 * n_values + float(np.abs(inputs).sum()) / n)
     else:
         count.add("encoder", macs=n_values)
     module = decoder.module_
@@ -555,7 +586,8 @@ def count_module(module: Any, x: Any, *, event_driven: bool = False) -> tuple[Op
     problems: list[str] = []
 
     def is_spikes(t: torch.Tensor) -> bool:
-        return event_driven and bool(torch.all(t >= 0)) and bool(torch.all(t == torch.round(t)))
+        # Spike counts, or signed events (ON minus OFF): integer-valued either way.
+        return event_driven and bool(torch.all(t == torch.round(t)))
 
     def hook(mod: nn.Module, inputs: tuple, output: Any) -> None:
         name = names[mod]
@@ -563,6 +595,13 @@ def count_module(module: Any, x: Any, *, event_driven: bool = False) -> tuple[Op
         inp = inputs[0] if inputs else None
         if isinstance(mod, nn.modules.conv._ConvNd):
             _conv(mod, name, inp, output)
+            last_linear_output[0] = output
+        elif kind == "CombinedConv":
+            # braindecode merges its temporal and spatial kernels into one convolution
+            # (kernel time × channels) and runs that; the children never run.
+            fan_in = int(mod.conv_time.kernel_size[0]) * int(mod.conv_spat.kernel_size[1])
+            count.add(name, macs=output.numel() * fan_in,
+                      acs=output.numel() if (mod.bias_time or mod.bias_spat) else 0)
             last_linear_output[0] = output
         elif isinstance(mod, nn.Linear):
             _dense(mod, name, inp, output)
@@ -592,6 +631,10 @@ def count_module(module: Any, x: Any, *, event_driven: bool = False) -> tuple[Op
             count.add(name, special=output.numel(), acs=output.numel())
         elif kind in ("Square",):
             count.add(name, macs=output.numel())
+        elif kind == "ReadoutScale":
+            count.add(name, macs=output.numel(), acs=output.numel())
+        elif kind == "LogRate":
+            count.add(name, macs=output.numel(), acs=output.numel(), special=output.numel())
         elif kind in _FREE_MODULES:
             pass
         elif not list(mod.children()):
@@ -604,7 +647,8 @@ def count_module(module: Any, x: Any, *, event_driven: bool = False) -> tuple[Op
                   3: torch.nn.functional.conv3d}[inp.ndim - 2]
             if mod.padding_mode != "zeros":
                 raise UncountableError(f"{name}: padding mode {mod.padding_mode!r}")
-            events = fn(inp, ones, None, mod.stride, mod.padding, mod.dilation, mod.groups)
+            events = fn(inp.abs(), ones, None, mod.stride, mod.padding, mod.dilation,
+                        mod.groups)
             count.add(name, synops=float(events.sum()))
         else:
             fan_in = (mod.in_channels // mod.groups) * int(np.prod(mod.kernel_size))
@@ -614,7 +658,7 @@ def count_module(module: Any, x: Any, *, event_driven: bool = False) -> tuple[Op
 
     def _dense(mod: nn.Module, name: str, inp: torch.Tensor, output: torch.Tensor) -> None:
         if is_spikes(inp):
-            count.add(name, synops=float(inp.sum()) * mod.out_features)
+            count.add(name, synops=float(inp.abs().sum()) * mod.out_features)
         else:
             count.add(name, macs=output.numel() * mod.in_features)
         if mod.bias is not None:
@@ -625,7 +669,9 @@ def count_module(module: Any, x: Any, *, event_driven: bool = False) -> tuple[Op
     was_training = module.training
     module.eval()
     try:
-        with torch.no_grad():
+        # inference_mode, not no_grad: braindecode's max-norm parametrisation (EEGNet)
+        # fails to produce its weight under no_grad once trained.
+        with torch.inference_mode():
             out = module(x)
     finally:
         for h in handles:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+_TOLERANCE = 1e-9  # in thresholds
+
 
 def delta_encode(x: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
     """Send-on-delta spike counts of ``x``.
@@ -40,7 +42,10 @@ def delta_encode(x: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
     scaled = x / theta
     for t in range(n_times):
         # trunc toward zero: a move of 2.7 thresholds emits 2 spikes, keeps 0.7 as residue.
-        n = np.trunc(scaled[..., t] - ref)
+        # A move within _TOLERANCE of a whole number of thresholds counts as reaching it,
+        # so a decoded trace (multiples of the threshold, up to rounding) re-encodes exactly.
+        move = scaled[..., t] - ref
+        n = np.trunc(move + np.copysign(_TOLERANCE, move))
         counts[..., t] = n
         ref += n
     on = np.clip(counts, 0, None)

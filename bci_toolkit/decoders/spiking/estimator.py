@@ -31,60 +31,98 @@ _ENCODINGS = ("delta", "current")
 
 
 class SpikingClassifier(ClassifierMixin, BaseEstimator):
-    """Spiking convolutional network of leaky integrate-and-fire neurons.
+    """Convolutional network of leaky integrate-and-fire neurons on EEG spikes.
 
     Parameters
     ----------
     sfreq : float
-        Sampling rate of the epochs (filled from the data).
-    n_chans, n_outputs, n_times : int
-        Shapes (filled from the data; checked against ``X`` at fit).
+        Sampling rate of the epochs (filled from the data); one simulation step per sample.
+    n_chans, n_outputs, n_times : int | None
+        Signal description (filled from the data); ``n_chans`` is checked against ``X``.
     encoding : {"delta", "current"}
-        ``"delta"``: each channel becomes an ON and an OFF spike train by send-on-delta
-        coding with threshold ``delta_threshold`` × the channel's training-set standard
-        deviation, so every layer is driven by spikes. ``"current"``: the standardised
-        EEG is injected as current into the first LIF layer (the first layer then does
-        multiply-accumulates).
+        ``"delta"``: send-on-delta coding of each channel with threshold
+        ``delta_threshold`` × the channel's training-set standard deviation, so every
+        layer is event-driven. ``"current"``: the standardised EEG is injected as current
+        into the first LIF layer, whose synapses then do multiply-accumulates.
     delta_threshold : float
-        Send-on-delta threshold, in channel standard deviations.
-    n_filters, n_filters2 : int
-        Neurons per step in the two spiking layers.
+        Send-on-delta threshold in channel standard deviations (higher: fewer spikes).
+    polarity : {"signed", "split"}
+        ``"signed"``: one train per channel carrying ON (+1) and OFF (-1) events, each
+        event costing one accumulate per synapse; ``"split"``: separate ON and OFF trains
+        with their own weights (twice the inputs).
+    n_filters : int
+        LIF neurons per step in the first (spatio-temporal) layer.
     kernel1_s : float
-        Temporal kernel of the first (spatio-temporal) convolution, in seconds; 0 means
-        one sample (spatial filtering only).
+        Temporal extent of the first convolution in seconds; 0 means purely spatial.
+        SSVEP needs a temporal kernel (frequency selectivity); motor imagery on few trials
+        does best without one.
+    n_filters2 : int
+        LIF neurons of an optional second layer (temporal convolution over ``pool_s``
+        with stride ``pool_stride_s``); 0 means one spiking layer.
+    depthwise : bool
+        Second layer pools each first-layer neuron separately.
     pool_s, pool_stride_s : float
-        Window and stride of the second convolution, in seconds.
+        Window and stride of the second layer, in seconds.
     tau1_s, tau2_s : float
-        Initial membrane time constants (s); decays are learnt when ``learn_beta``.
-    readout : {"membrane", "count"}
-        Class scores from integrated membrane potential or from output spike counts.
+        Initial membrane time constants in seconds (learnt when ``learn_beta``). With
+        delta input the first layer integrates signal increments, so its leak acts as a
+        high-pass at ``1 / (2π tau1_s)`` Hz.
+    readout : {"membrane", "log_rate", "count"}
+        Class scores: membranes of non-leaky integrators summing weighted spikes;
+        weights on the log of each neuron's spike rate; or spike counts of output LIF
+        neurons. Scores are rescaled to the training window length.
     learn_beta : bool
         Learn each neuron's membrane decay.
+    train_crop_s : float | None
+        Train on random crops of this length (time-shift augmentation); predict on the
+        whole window.
+    sign_flip : bool
+        Randomly flip the sign of training inputs (polarity augmentation).
     dropout : float
-        Dropout on the readout input during training.
-    max_epochs, batch_size, lr, weight_decay : training settings
-        AdamW with a cosine learning-rate schedule.
-    device : {"auto", "cpu", "cuda"}
-        ``"auto"`` uses CUDA when available.
+        Dropout on the spikes entering the readout, during training.
+    max_epochs, batch_size, lr, weight_decay
+        AdamW with cosine learning-rate annealing over ``max_epochs``; class-balanced loss.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        ``"auto"`` trains on CUDA when available; prediction runs on the CPU.
+    n_threads : int | None
+        Torch CPU threads while fitting and predicting (``None``: leave torch's setting).
+        The per-step tensors are tiny, so one thread is fastest and leaves the other
+        cores to parallel folds.
     random_state : int | None
-        Seeds initialisation, shuffling and dropout.
+        Seeds initialisation, batch order, crops and dropout.
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+    scale_ : ndarray, shape (n_channels,)
+        Per-channel standard deviation of the training trials.
+    module_ : SpikingConvNet
+        The trained network, batch norm folded into the convolutions.
+    activity_ : dict
+        Firing rates and per-decision operation counts measured on the training trials.
+    history_ : list of dict
+        Training loss per epoch.
     """
 
     def __init__(self, sfreq: float = 160.0, n_chans: int | None = None,
                  n_outputs: int | None = None, n_times: int | None = None,
                  encoding: str = "delta", delta_threshold: float = 0.5,
-                 n_filters: int = 16, n_filters2: int = 16, kernel1_s: float = 0.0,
+                 polarity: str = "signed", n_filters: int = 16, n_filters2: int = 0,
+                 depthwise: bool = False, kernel1_s: float = 0.0,
                  pool_s: float = 0.2, pool_stride_s: float = 0.05, tau1_s: float = 0.05,
                  tau2_s: float = 0.1, readout: str = "membrane", learn_beta: bool = True,
-                 dropout: float = 0.25, max_epochs: int = 100, batch_size: int = 32,
-                 lr: float = 3e-3, weight_decay: float = 1e-2, device: str = "auto",
-                 random_state: int | None = 42) -> None:
+                 train_crop_s: float | None = None, sign_flip: bool = False,
+                 dropout: float = 0.25, max_epochs: int = 40, batch_size: int = 32,
+                 lr: float = 1e-3, weight_decay: float = 1e-2, device: str = "auto",
+                 n_threads: int | None = 1, random_state: int | None = 42) -> None:
         self.sfreq = sfreq
         self.n_chans = n_chans
         self.n_outputs = n_outputs
         self.n_times = n_times
         self.encoding = encoding
         self.delta_threshold = delta_threshold
+        self.polarity = polarity
+        self.depthwise = depthwise
         self.n_filters = n_filters
         self.n_filters2 = n_filters2
         self.kernel1_s = kernel1_s
@@ -94,29 +132,43 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         self.tau2_s = tau2_s
         self.readout = readout
         self.learn_beta = learn_beta
+        self.train_crop_s = train_crop_s
+        self.sign_flip = sign_flip
         self.dropout = dropout
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
         self.device = device
+        self.n_threads = n_threads
         self.random_state = random_state
 
     # ----------------------------------------------------------------- validation
     def _check_params(self) -> None:
         if self.encoding not in _ENCODINGS:
             raise ValueError(f"encoding must be one of {list(_ENCODINGS)}, got {self.encoding!r}")
-        if self.readout not in ("membrane", "count"):
-            raise ValueError(f"readout must be 'membrane' or 'count', got {self.readout!r}")
+        if self.polarity not in ("signed", "split"):
+            raise ValueError(f"polarity must be 'signed' or 'split', got {self.polarity!r}")
+        if self.train_crop_s is not None and not float(self.train_crop_s) > 0:
+            raise ValueError(f"train_crop_s must be positive or None, got {self.train_crop_s!r}")
+        if self.readout not in ("membrane", "log_rate", "count"):
+            raise ValueError(f"readout must be 'membrane', 'log_rate' or 'count', got "
+                             f"{self.readout!r}")
         for name in ("delta_threshold", "pool_s", "pool_stride_s", "tau1_s", "tau2_s", "lr",
                      "sfreq"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        for name in ("n_filters", "n_filters2", "max_epochs", "batch_size"):
+        if int(self.n_filters2) < 0:
+            raise ValueError(f"n_filters2 must be >= 0 (0: one spiking layer), got "
+                             f"{self.n_filters2!r}")
+        for name in ("n_filters", "max_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.kernel1_s < 0:
             raise ValueError(f"kernel1_s must be >= 0, got {self.kernel1_s!r}")
+        if self.n_threads is not None and int(self.n_threads) < 1:
+            raise ValueError(f"n_threads must be a positive integer or None, got "
+                             f"{self.n_threads!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -141,7 +193,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- encoding
     def encode(self, X: Any) -> np.ndarray:
-        """Network input for epochs ``X``: ON/OFF spike counts or standardised current.
+        """Network input for epochs ``X``: spike events or standardised current.
 
         Returns
         -------
@@ -150,11 +202,28 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "scale_")
         X = self._check_X(X)
         if self.encoding == "delta":
-            return delta_encode(X, self.delta_threshold * self.scale_).astype(np.float32)
+            spikes = delta_encode(X, self.delta_threshold * self.scale_)
+            if self.polarity == "signed":
+                n = X.shape[1]
+                spikes = spikes[:, :n] - spikes[:, n:]
+            return spikes.astype(np.float32)
         return (X / self.scale_[:, None]).astype(np.float32)
 
-    def _build_module(self, n_inputs: int, n_outputs: int, batch_norm: bool = True
-                      ) -> SpikingConvNet:
+    def _train_length(self, n_times: int) -> int:
+        if self.train_crop_s is None:
+            return n_times
+        return min(self._samples(self.train_crop_s), n_times)
+
+    def _steps_after_pool(self, n_samples: int) -> int:
+        length = n_samples - self._samples(self.kernel1_s) + 1
+        if int(self.n_filters2) == 0:
+            return length
+        pool = self._samples(self.pool_s)
+        stride = min(self._samples(self.pool_stride_s), pool)
+        return max((length - pool) // stride + 1, 1)
+
+    def _build_module(self, n_inputs: int, n_outputs: int, ref_steps: float,
+                      batch_norm: bool = True) -> SpikingConvNet:
         pool = self._samples(self.pool_s)
         return SpikingConvNet(
             n_inputs=n_inputs, n_outputs=n_outputs, n_filters=int(self.n_filters),
@@ -163,7 +232,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             beta1=beta_from_tau(self.tau1_s, self.sfreq),
             beta2=beta_from_tau(self.tau2_s, self.sfreq),
             readout=self.readout, learn_beta=bool(self.learn_beta), dropout=float(self.dropout),
-            batch_norm=batch_norm,
+            batch_norm=batch_norm, depthwise=bool(self.depthwise), ref_steps=ref_steps,
         )
 
     # ----------------------------------------------------------------- training
@@ -190,11 +259,15 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         targets = np.searchsorted(self.classes_, y)
         device = _runtime.resolve_device(self.device)
         t0 = time.perf_counter()
-        with _runtime.seeded(self.random_state, device):
-            self.module_ = self._build_module(inputs.shape[1], len(self.classes_)).to(device)
+        self.n_times_ = X.shape[2]
+        self.ref_steps_ = float(self._steps_after_pool(self._train_length(X.shape[2])))
+        with _runtime.threads(self.n_threads), _runtime.seeded(self.random_state, device):
+            self.module_ = self._build_module(inputs.shape[1], len(self.classes_),
+                                              self.ref_steps_).to(device)
             self.history_ = self._train(inputs, targets, device)
+            # Folding builds new layers, whose default initialisation draws random numbers.
+            self.module_.to("cpu").eval().fold_batchnorm()
         self.fit_time_s_ = time.perf_counter() - t0
-        self.module_.to("cpu").eval().fold_batchnorm()
         self.activity_ = self._measure_activity(X)
         return self
 
@@ -211,6 +284,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         x_all = torch.from_numpy(inputs)
         y_all = torch.from_numpy(targets.astype(np.int64))
         n = len(x_all)
+        crop = self._train_length(inputs.shape[-1])
+        max_offset = inputs.shape[-1] - crop
         bs = min(int(self.batch_size), n)
         history = []
         module.train()
@@ -221,7 +296,15 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
                 idx = order[start:start + bs]
                 if len(idx) < 2 and n > 1:  # a lone trial makes a noisy step; skip it
                     continue
-                xb, yb = x_all[idx].to(device), y_all[idx].to(device)
+                xb = x_all[idx]
+                if max_offset > 0:  # random crops: time-shift augmentation
+                    starts = torch.randint(0, max_offset + 1, (len(idx),))
+                    xb = torch.stack([x[:, o:o + crop] for x, o in zip(xb, starts.tolist(),
+                                                                          strict=True)])
+                if self.sign_flip:  # EEG polarity carries no class information here
+                    flip = torch.randint(0, 2, (len(idx), 1, 1)).to(xb.dtype) * 2 - 1
+                    xb = xb * flip
+                xb, yb = xb.to(device), y_all[idx].to(device)
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(module(xb), yb)
                 loss.backward()
@@ -238,7 +321,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         module = self.module_
         device = next(module.parameters()).device
         out = []
-        with torch.inference_mode():
+        with _runtime.threads(self.n_threads), torch.inference_mode():
             for start in range(0, len(inputs), 256):
                 xb = torch.from_numpy(inputs[start:start + 256]).to(device)
                 out.append(module(xb, activity).float().cpu().numpy())
@@ -257,7 +340,9 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         return p / p.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+        """Class with the highest score, one per trial."""
+        scores = self.decision_function(X)
+        return self.classes_[np.argmax(scores, axis=1)]
 
     # ----------------------------------------------------------------- activity
     def record_activity(self, X: Any, *, encoded: np.ndarray | None = None) -> list[Activity]:
@@ -300,6 +385,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             "scale": self.scale_.tolist(),
             "n_inputs": int(self.module_.conv1.in_channels),
             "n_features_in": int(self.n_features_in_),
+            "n_times": int(self.n_times_),
+            "ref_steps": self.ref_steps_,
             "activity": self.activity_,
             "history": self.history_[-1:] if self.history_ else [],
             "versions": _runtime.library_versions(),
@@ -310,6 +397,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
     def load_weights(self, folder: str | Path, manifest: dict[str, Any],
                      policy: PrivacyPolicy | None = None) -> SpikingClassifier:
         """Restore a decoder written by :meth:`save_weights`; runs on CPU until moved."""
+        from safetensors import SafetensorError
         from safetensors.torch import load
 
         folder = Path(folder)
@@ -319,14 +407,17 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             state = load(read_bytes(folder / model.get("weights", _WEIGHTS), policy))
         except FileNotFoundError as exc:
             raise ArtifactError(f"{folder}: missing spiking-network file ({exc.filename})") from None
-        except ValueError as exc:
-            raise ArtifactError(f"{folder}: unreadable spiking-network weights ({exc})") from None
+        except (ValueError, SafetensorError) as exc:
+            raise ArtifactError(f"{folder}: unreadable spiking-network files ({exc})") from None
         self.classes_ = np.asarray(meta["classes"])
         self.scale_ = np.asarray(meta["scale"], dtype=np.float64)
         self.n_features_in_ = int(meta["n_features_in"])
         self.activity_ = meta.get("activity")
         self.history_ = meta.get("history", [])
-        module = self._build_module(int(meta["n_inputs"]), len(self.classes_), batch_norm=False)
+        self.n_times_ = int(meta["n_times"])
+        self.ref_steps_ = float(meta["ref_steps"])
+        module = self._build_module(int(meta["n_inputs"]), len(self.classes_), self.ref_steps_,
+                                    batch_norm=False)
         try:
             module.load_state_dict(state)
         except RuntimeError as exc:
