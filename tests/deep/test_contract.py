@@ -135,6 +135,7 @@ def test_too_short_window_error_gives_shortest_length(make):
     ({"valid_fraction": 1.0}, "valid_fraction"),
     ({"lr_schedule": "step"}, "lr_schedule"),
     ({"max_epochs": 0}, "max_epochs"),
+    ({"min_epochs": -1}, "min_epochs"),
     ({"n_threads": 0}, "n_threads"),
 ])
 def test_invalid_params_fail_at_fit(make, epochs, bad, match):
@@ -174,14 +175,16 @@ def test_augmentation_changes_training_but_stays_seeded(make, epochs):
     assert not np.array_equal(plain, aug1)
 
 
-def test_early_stopping_restores_best_validation_epoch(make, epochs):
+def test_early_stopping_restores_best_validation_epoch_after_warmup(make, epochs):
     X, y = epochs
-    est = make("EEGNet", max_epochs=25, patience=3, lr=0.05).fit(X, y)
+    est = make("EEGNet", max_epochs=25, patience=3, min_epochs=4, lr=0.05).fit(X, y)
     losses = [h["valid_loss"] for h in est.history_]
     assert est.n_epochs_ <= 25
-    assert est.best_epoch_ == int(np.argmin(losses)) + 1
+    # The best epoch is chosen among the epochs after the warm-up only.
+    assert est.best_epoch_ == 4 + int(np.argmin(losses[4:])) + 1
     if est.n_epochs_ < 25:  # stopped early: patience epochs after the best one
-        assert est.n_epochs_ - est.best_epoch_ >= 3
+        assert est.n_epochs_ - est.best_epoch_ == 3
+    assert est.best_epoch_ > 4
 
 
 def test_registry_builds_deep_decoders_from_shipped_pipelines():

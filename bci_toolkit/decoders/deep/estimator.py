@@ -11,7 +11,8 @@ Training recipe (``fit``)
 2. Inner validation split: a stratified ``valid_fraction`` of the *training* trials,
    seeded by ``random_state``; test trials are never seen.
 3. AdamW, cosine learning-rate annealing over ``max_epochs``, early stopping on the
-   validation loss with ``patience`` epochs, best weights restored at the end.
+   validation loss with ``patience`` epochs once ``min_epochs`` have passed, best weights
+   (among epochs after the warm-up) restored at the end.
 4. Everything random (initial weights, batch order, dropout, augmentation) is seeded by
    ``random_state`` inside a forked RNG, so two fits with the same seed give the same
    weights on CPU and the caller's global RNG state is untouched.
@@ -142,6 +143,9 @@ class DeepEpochClassifier(EpochClassifier):
             raise ValueError(f"lr must be positive, got {self.lr!r}")
         if float(self.weight_decay) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.min_epochs, (int, np.integer)) or self.min_epochs < 0:
+            raise ValueError(f"min_epochs must be a non-negative integer, got "
+                             f"{self.min_epochs!r}")
         if self.patience is not None and (not isinstance(self.patience, (int, np.integer))
                                           or self.patience < 1):
             raise ValueError(f"patience must be a positive integer or None, got "
@@ -400,15 +404,19 @@ class DeepEpochClassifier(EpochClassifier):
         self.module_.eval()
         self.history_ = list(getattr(self, "history_", [])) + _history(net)
         self.n_epochs_ = len(net.history)
-        self.best_epoch_ = _best_epoch(net) if valid is not None else None
+        stopper = dict(net.callbacks_).get("early_stopping")
+        self.best_epoch_ = (int(stopper.best_epoch_) if stopper is not None
+                            and stopper.best_model_weights_ is not None else None)
         self._prepare_inference()
         return self
 
     def _make_net(self, module: torch.nn.Module, *, n_train: int, lr: float,
                   max_epochs: int, valid: tuple[np.ndarray, np.ndarray] | None) -> Any:
-        from skorch.callbacks import EarlyStopping, LRScheduler
+        from skorch.callbacks import LRScheduler
         from skorch.dataset import Dataset
         from skorch.helper import predefined_split
+
+        from bci_toolkit.decoders.deep.callbacks import WarmupEarlyStopping
 
         EEGClassifier = _runtime.braindecode().EEGClassifier  # noqa: N806
         # EEGClassifier already scores validation accuracy ("valid_acc") every epoch.
@@ -418,9 +426,9 @@ class DeepEpochClassifier(EpochClassifier):
                 policy=torch.optim.lr_scheduler.CosineAnnealingLR,
                 T_max=max(max_epochs - 1, 1))))
         if valid is not None and self.patience is not None:
-            callbacks.append(("early_stopping", EarlyStopping(
-                monitor="valid_loss", patience=int(self.patience), load_best=True,
-                sink=_silent)))
+            callbacks.append(("early_stopping", WarmupEarlyStopping(
+                min_epochs=min(int(self.min_epochs), max_epochs - 1), monitor="valid_loss",
+                patience=int(self.patience), load_best=True, sink=_silent)))
         batch_size = min(int(self.batch_size), n_train)
         kwargs: dict[str, Any] = {}
         names = check_augmentation(self.augmentation, self.augmentation_prob)
@@ -721,12 +729,6 @@ def _history(net: Any) -> list[dict[str, Any]]:
     keep = ("epoch", "train_loss", "valid_loss", "valid_acc", "event_lr", "dur")
     return [{k: (float(v) if isinstance(v, (float, np.floating)) else v)
              for k, v in row.items() if k in keep} for row in net.history]
-
-
-def _best_epoch(net: Any) -> int | None:
-    losses = [row.get("valid_loss") for row in net.history]
-    losses = [np.inf if v is None else v for v in losses]
-    return int(np.argmin(losses)) + 1 if losses else None
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:

@@ -33,6 +33,9 @@ _COMMON_DOC = """
     patience : int | None
         Early stopping: epochs without a lower validation loss before training stops; the
         best weights are restored. ``None`` trains for ``max_epochs``.
+    min_epochs : int
+        Warm-up before early stopping watches the validation loss (Keras'
+        ``start_from_epoch``): the weights of an untrained network are never restored.
     valid_fraction : float
         Stratified share of the training trials held out for early stopping (``0``: none).
     alignment : {"none", "euclidean"}
@@ -93,7 +96,8 @@ class ShallowConvNet(DeepEpochClassifier):
                  drop_prob: float = 0.5, cropped: bool = False,
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
-                 patience: int | None = 15, valid_fraction: float = 0.2,
+                 patience: int | None = 15, min_epochs: int = 10,
+                 valid_fraction: float = 0.2,
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
@@ -119,6 +123,7 @@ class ShallowConvNet(DeepEpochClassifier):
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
         self.patience = patience
+        self.min_epochs = min_epochs
         self.valid_fraction = valid_fraction
         self.alignment = alignment
         self.augmentation = augmentation
@@ -180,7 +185,8 @@ class Deep4(DeepEpochClassifier):
                  drop_prob: float = 0.5,
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 5e-4, lr_schedule: str = "cosine",
-                 patience: int | None = 15, valid_fraction: float = 0.2,
+                 patience: int | None = 15, min_epochs: int = 10,
+                 valid_fraction: float = 0.2,
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
@@ -211,6 +217,7 @@ class Deep4(DeepEpochClassifier):
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
         self.patience = patience
+        self.min_epochs = min_epochs
         self.valid_fraction = valid_fraction
         self.alignment = alignment
         self.augmentation = augmentation
@@ -257,7 +264,8 @@ class EEGNet(DeepEpochClassifier):
                  drop_prob: float = 0.25, batch_norm_momentum: float = 0.1,
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
-                 patience: int | None = 15, valid_fraction: float = 0.2,
+                 patience: int | None = 15, min_epochs: int = 10,
+                 valid_fraction: float = 0.2,
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
@@ -284,6 +292,7 @@ class EEGNet(DeepEpochClassifier):
         self.weight_decay = weight_decay
         self.lr_schedule = lr_schedule
         self.patience = patience
+        self.min_epochs = min_epochs
         self.valid_fraction = valid_fraction
         self.alignment = alignment
         self.augmentation = augmentation
