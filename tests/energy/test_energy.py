@@ -203,3 +203,29 @@ def test_online_filter_cost_counts_second_order_sections() -> None:
     spec = get_spec("csp_lda")  # 8-32 Hz order-4 Butterworth, step 0.1 s
     count = online_filter_cost(spec, n_chans=64, sfreq=160.0)
     assert count.macs == 5 * 4 * 64 * 16
+
+
+@pytest.mark.slow
+def test_results_rows_and_report_carry_energy(data_dir, tmp_path) -> None:
+    """The engine merges the cost into every row; the report plots accuracy vs energy."""
+    from bci_toolkit.evaluation.engine import EvaluationConfig, evaluate
+    from bci_toolkit.evaluation.report import write_report
+    from bci_toolkit.privacy import PrivacyPolicy
+    from bci_toolkit.spec import parse_spec
+
+    snn = get_spec("snn").to_dict()
+    snn.update(paradigm="ssvep", commands={})
+    snn["preprocessing"].update(bandpass=[5, 45], epoch={"tmin": 1.0, "tmax": 5.0})
+    snn["decoder"]["params"].update(max_epochs=5, kernel1_s=0.1)
+    config = EvaluationConfig(dataset="ssvepexo", subjects=[1], task="ssvep",
+                              pipelines=[get_spec("ssvep_ts_lr"), parse_spec(snn, "snn")],
+                              n_folds=2, data_dir=str(data_dir))
+    rows = evaluate(config, progress=False).rows
+    assert {r["pipeline"] for r in rows} == {"ssvep_ts_lr", "snn"}
+    for r in rows:
+        assert r["ops_per_decision"] > 0 and r["energy_per_decision_uj"] > 0
+        assert r["energy_model"] == "horowitz2014-45nm-fp32"
+    snn_row = next(r for r in rows if r["pipeline"] == "snn")
+    assert 0 < snn_row["firing_rate"] < 1 and snn_row["synops"] > 0
+    page = write_report(rows, tmp_path / "report.html", title="t", policy=PrivacyPolicy())
+    assert "Accuracy against energy" in page.read_text()
