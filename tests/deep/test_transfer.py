@@ -142,6 +142,9 @@ def test_pretrained_param_fine_tunes_a_saved_artifact(make, epochs, tmp_path):
              ch_names=[f"X{i}" for i in range(8)]).fit(X[24:], y[24:])
     with pytest.raises(ArtifactError, match="sampling rate mismatch"):
         make("EEGNet", pretrained=str(tmp_path / "base"), sfreq=256.0).fit(X[24:], y[24:])
+    with pytest.raises(ArtifactError, match="trained with alignment='none'"):
+        make("EEGNet", pretrained=str(tmp_path / "base"), alignment="euclidean").fit(
+            X[24:], y[24:])
     with pytest.raises(ArtifactError, match="not among the pretrained classes"):
         make("EEGNet", pretrained=str(tmp_path / "base")).fit(
             X[24:], np.where(y[24:] == "left", "feet", "right"))

@@ -297,6 +297,11 @@ class DeepEpochClassifier(EpochClassifier):
                 f"{path}: pretrained model is a {type(base).__name__}, not a "
                 f"{type(self).__name__}"
             )
+        for name in ("cropped", "alignment"):
+            if getattr(base, name) != getattr(self, name):
+                raise ArtifactError(
+                    f"{path}: the pretrained model was trained with {name}="
+                    f"{getattr(base, name)!r}; this decoder has {name}={getattr(self, name)!r}")
         if self.ch_names is not None or self.sfreq is not None:
             artifact.check_compatible(
                 list(self.ch_names) if self.ch_names is not None else artifact.ch_names,
