@@ -135,29 +135,37 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
     recorder: SessionRecorder | None = None
     marker_inlet: MarkerInlet | None = None
 
+    def marker_record(marker: Marker) -> dict[str, Any]:
+        return {"time": marker.time, "label": marker.label, "arrival": marker.arrival}
+
     def on_marker(marker: Marker) -> None:
-        if recorder is not None:
-            recorder.add("markers", {"time": marker.time, "label": marker.label,
-                                     "arrival": marker.arrival})
         with seen_lock:
             seen.append(marker)
+            if recorder is not None:
+                recorder.add("markers", marker_record(marker))
 
     ended_by = "duration"
     t0 = time.perf_counter()
     try:
+        # Cues first: once EEG flows (a replay starts when its inlet connects), no cue may
+        # pass before its inlet is listening.
+        marker_inlet = MarkerInlet(**markers.kwargs(), timeout=timeout, on_marker=on_marker,
+                                   events=events).start()
         inlet.start()
         desc = inlet.description
         spec.check_sfreq(desc.sfreq)
         # Refuse now, not after the recording, a pipeline that cannot run online.
         OnlinePreprocessor(causal.preprocessing, desc.sfreq, inlet.ch_names,
                            ch_types=desc.ch_types, source=f"stream {desc.name!r}")
-        recorder = SessionRecorder(folder, inlet.ring, desc, inlet.scale, inlet.ch_names,
-                                   events, policy=policy,
-                                   meta={"kind": "calibration", "pipeline": spec.name})
-        recorder.start()
-        marker_inlet = MarkerInlet(**markers.kwargs(), timeout=timeout, on_marker=on_marker,
-                                   events=events).start()
-        recorder.marker_stream = marker_inlet.description
+        new_recorder = SessionRecorder(folder, inlet.ring, desc, inlet.scale, inlet.ch_names,
+                                       events, policy=policy,
+                                       meta={"kind": "calibration", "pipeline": spec.name})
+        new_recorder.marker_stream = marker_inlet.description
+        new_recorder.start()
+        with seen_lock:  # cues that came while the recorder was being set up
+            recorder = new_recorder
+            for marker in seen:
+                recorder.add("markers", marker_record(marker))
         say(f"recording {desc.label()} with cues from {marker_inlet.description.name!r}")
         epoch_end = causal.preprocessing.epoch.tmax
         last_report = 0

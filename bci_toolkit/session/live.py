@@ -192,6 +192,8 @@ class LiveSession:
         self._t0: float | None = None
         self._stopped = False
         self._thread_limits: Any = None
+        self._marker_lock = threading.Lock()
+        self._pending_markers: list[dict[str, Any]] = []
 
     # -- life cycle -----------------------------------------------------------
     def start(self) -> LiveSession:
@@ -210,6 +212,11 @@ class LiveSession:
         art = self.artifact
         spec = art.spec
         try:
+            if self.marker_stream is not None:
+                self.marker_inlet = MarkerInlet(**self.marker_stream.kwargs(),
+                                                timeout=self.timeout,
+                                                on_marker=self._on_marker,
+                                                events=self.events).start()
             self.inlet = EEGInlet(**self.stream.kwargs(), sfreq=art.sfreq,
                                   channels=list(art.ch_names),
                                   allow_unlabelled=self.allow_unlabelled, timeout=self.timeout,
@@ -225,11 +232,6 @@ class LiveSession:
                 on_decision=self._on_decision, mode=self.mode, max_lag=self.max_lag,
                 events=self.events, policy_time=self.policy_time)
             self.engine.warm_up()
-            if self.marker_stream is not None:
-                self.marker_inlet = MarkerInlet(**self.marker_stream.kwargs(),
-                                                timeout=self.timeout,
-                                                on_marker=self._on_marker,
-                                                events=self.events).start()
             if self.record is not None:
                 self.recorder = SessionRecorder(
                     self.record, self.inlet.ring, self.inlet.description, self.inlet.scale,
@@ -241,6 +243,10 @@ class LiveSession:
                 if self.marker_inlet is not None:
                     self.recorder.marker_stream = self.marker_inlet.description
                 self.recorder.start()
+                with self._marker_lock:
+                    for record in self._pending_markers:
+                        self.recorder.add("markers", record)
+                    self._pending_markers.clear()
             self.loop = DecodingLoop(self.engine, self.inlet.ring).start()
         except BaseException:
             self._teardown()
@@ -347,9 +353,12 @@ class LiveSession:
             self.on_decision(decision)
 
     def _on_marker(self, marker: Marker) -> None:
-        if self.recorder is not None:
-            self.recorder.add("markers", {"time": marker.time, "label": marker.label,
-                                          "arrival": marker.arrival})
+        record = {"time": marker.time, "label": marker.label, "arrival": marker.arrival}
+        with self._marker_lock:
+            if self.recorder is not None and self.recorder.running:
+                self.recorder.add("markers", record)
+            else:  # the recorder starts after the marker inlet
+                self._pending_markers.append(record)
 
     # -- summary ----------------------------------------------------------------
     def _summarise(self, ended_by: str, duration: float, error: str | None) -> SessionSummary:

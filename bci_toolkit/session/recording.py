@@ -112,6 +112,10 @@ class SessionRecorder:
             self._lines[kind].append(line)
 
     # -- life cycle -----------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> SessionRecorder:
         if self.folder.exists() and (self.folder / "session.json").exists():
             raise DataError(f"{self.folder}: a session is already recorded there; choose "

@@ -144,7 +144,6 @@ def test_live_session_drives_every_sink_and_ends_on_ctrl_c(s007, s007_artifact, 
     jsonl = tmp_path / "commands.jsonl"
     record = tmp_path / "session"
     player = Replayer.from_raw(s007[0].raw, name=stream_name, speed=12.0, wait_for_consumer=60)
-    player.start()
     for t in (udp, ws, lsl_cmds):
         t.start()
     proc = subprocess.Popen(
@@ -155,6 +154,7 @@ def test_live_session_drives_every_sink_and_ends_on_ctrl_c(s007, s007_artifact, 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(data_dir))
     try:
         assert ws.connected.wait(60) and lsl_cmds.connected.wait(60), proc.stderr
+        player.start()  # the EEG flows once every receiver listens
         deadline = time.time() + 60
         while len(udp.received) < 12 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)
