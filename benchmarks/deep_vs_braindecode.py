@@ -4,8 +4,9 @@ Same model, hyper-parameters, seed and folds; two implementations of one trainin
 
 * ``ours``  — the pipeline's decoder built through the registry (``make_decoder``), as
   ``bci evaluate`` does, and scored with ``predict_proba``;
-* ``plain`` — the braindecode/skorch code a user would write by hand: per-channel
-  standardisation with numpy, a stratified inner split, ``braindecode.util.set_random_seeds``,
+* ``plain`` — the braindecode/skorch code a user would write by hand: Euclidean alignment
+  (when the pipeline uses it) and per-channel standardisation with numpy, a stratified
+  inner split, ``braindecode.util.set_random_seeds``,
   ``EEGClassifier`` with AdamW, cosine annealing and early stopping, and a softmax over
   ``EEGClassifier.predict_proba`` (which returns logits).
 
@@ -43,12 +44,13 @@ def _int_list(text: str) -> list[int]:
 
 
 def ssvep_spec(pipeline: str, base: Any) -> Any:
-    """The pipeline's decoder on SSVEPExo: 5-45 Hz (3 harmonics of 13 Hz), 1-5 s, 128 Hz."""
+    """The pipeline's decoder on SSVEPExo: its 8 channels, 5-45 Hz (3 harmonics of 13 Hz),
+    1-5 s after the cue, 128 Hz."""
     from bci_toolkit.spec import parse_spec
 
     data = base.to_dict()
     data.update(name=f"{pipeline}_ssvep", paradigm="ssvep", commands={})
-    data["preprocessing"].update(bandpass=[5.0, 45.0], resample=128.0,
+    data["preprocessing"].update(picks="eeg", bandpass=[5.0, 45.0], resample=128.0,
                                  epoch={"tmin": 1.0, "tmax": 5.0})
     return parse_spec(data, f"{pipeline} (SSVEP variant)")
 
@@ -87,6 +89,13 @@ def plain_braindecode(module_name: str, params: dict[str, Any], Xtr: np.ndarray,
     torch.set_num_threads(n_threads)
     classes = np.unique(ytr)
     y = np.searchsorted(classes, ytr)
+    if params.get("alignment") == "euclidean":
+        # Euclidean alignment (He & Wu 2020) with the training trials' mean covariance.
+        R = np.einsum("nct,ndt->cd", Xtr, Xtr) / (Xtr.shape[0] * Xtr.shape[2])
+        w, V = np.linalg.eigh((R + R.T) / 2)
+        w = np.maximum(w, 1e-6 * max(float(w.max()), 1e-12))
+        inv_sqrt = (V * w ** -0.5) @ V.T
+        Xtr, Xte = np.matmul(inv_sqrt, Xtr), np.matmul(inv_sqrt, Xte)
     mean, std = Xtr.mean(axis=(0, 2)), Xtr.std(axis=(0, 2))
     std[std <= 1e-12] = 1.0
     Xs = ((Xtr - mean[None, :, None]) / std[None, :, None]).astype(np.float32)

@@ -91,11 +91,9 @@ class DeepEpochClassifier(EpochClassifier):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                module = cls(**kwargs)
-                module = self._after_build(module)
-                module.eval()
-                with torch.no_grad():
-                    module(torch.zeros(1, n_chans, n_times))
+                # braindecode runs a forward pass at construction (to size the final
+                # layer), so a window that is too short fails here.
+                module = self._after_build(cls(**kwargs))
         except (ValueError, RuntimeError, AssertionError) as exc:
             shortest = self._shortest_window(cls, n_chans, n_outputs, n_times)
             hint = (f"; the shortest window it accepts is {shortest} samples"
