@@ -1,10 +1,13 @@
 """Spiking decoder vs ShallowConvNet: accuracy, energy per decision and latency, side by side.
 
-Both pipelines run through the evaluation engine in the same call, so they see the same
-epochs (identical preprocessing: 4-38 Hz, 128 Hz) and the same folds; every results row
-carries ``ops_per_decision`` and ``energy_per_decision_uj`` (Horowitz 45 nm model, see
-docs/spiking.md). The ShallowConvNet is the toolkit's ``shallow_convnet`` decoder
-(braindecode ShallowFBCSPNet) when registered, else braindecode's model directly.
+Both pipelines run through the evaluation engine in the same call: same trials, same
+folds, same seed. On EEGMMIDB each runs its shipped pipeline file (``snn.yaml``: 64
+channels, 4-38 Hz, 128 Hz; ``shallow_convnet.yaml``: its own channel picks, band and
+rate — printed with the results), so energy compares the pipelines as shipped. On
+SSVEPExo both get identical epochs (all 8 channels, 5-45 Hz, 128 Hz, 1-5 s). Every
+results row carries ``ops_per_decision`` and ``energy_per_decision_uj`` (Horowitz 45 nm
+model, see docs/spiking.md). The ANN is the toolkit's ``shallow_convnet`` decoder
+(braindecode ShallowFBCSPNet).
 
 Targets (issue 4): snn within 5 points of ShallowConvNet within-session and cross-subject
 on EEGMMIDB S001-S010 left/right and on SSVEPExo; energy per decision >= 5x lower;
@@ -56,10 +59,12 @@ def specs_for(dataset: str, max_epochs: int | None) -> tuple[Any, Any, str]:
         if max_epochs is not None:
             spec["decoder"]["params"]["max_epochs"] = int(max_epochs)
         if dataset == "ssvepexo":
-            # Same band and window for both: stimulation frequencies 13/17/21 Hz and their
-            # second harmonics, 1-5 s after the cue (as the shipped ssvep_cca pipeline).
+            # Identical epochs for both: every channel, the stimulation frequencies
+            # 13/17/21 Hz and their second harmonics, 1-5 s after the cue (as the shipped
+            # ssvep_cca pipeline), 128 Hz.
             spec.update(paradigm="ssvep", commands=SSVEP_COMMANDS, name=spec["name"] + "_ssvep")
-            spec["preprocessing"].update(bandpass=[5, 45], epoch={"tmin": 1.0, "tmax": 5.0})
+            spec["preprocessing"].update(picks="eeg", bandpass=[5, 45], resample=128,
+                                         epoch={"tmin": 1.0, "tmax": 5.0})
     if dataset == "ssvepexo":
         # SSVEP needs frequency-selective filters: 0.25-s temporal kernels, 32 neurons,
         # a coarser delta threshold to keep the event count down.
@@ -146,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         subjects = _subjects(args.subjects) if args.subjects else ALL_SUBJECTS[dataset]
         subjects = [s for s in subjects if s in ALL_SUBJECTS[dataset]]
         print(f"\n== {dataset} ({TASKS[dataset]}), subjects {subjects}; ANN: {which}")
+        for spec in (snn, ann):
+            pre = spec.preprocessing
+            picks = pre.picks if pre.picks == "eeg" else f"{len(pre.picks)} channels"
+            print(f"   {spec.name}: picks {picks}, band {list(pre.bandpass)} Hz, "
+                  f"rate {pre.resample or 'native'}, epoch {pre.epoch.tmin}-{pre.epoch.tmax} s")
         for protocol in protocols:
             t0 = time.perf_counter()
             config = EvaluationConfig(dataset=dataset, subjects=subjects, task=TASKS[dataset],
