@@ -179,6 +179,14 @@ class SessionRecorder:
             if lines:
                 fh[f"{kind}.jsonl"].write(("\n".join(lines) + "\n").encode())
 
+    def _gap_breaks(self) -> set[int]:
+        # Gaps found within a connection (the source dropped samples) start a new segment
+        # of the recording too; file and ring indices agree while nothing was overrun.
+        if self.lost:
+            return set()
+        return {e.sample for e in self.events.events("gap")
+                if e.sample is not None and 0 < e.sample < self.n_written}
+
     def _write_sidecar(self) -> None:
         desc = self.description
         sidecar = {
@@ -191,7 +199,7 @@ class SessionRecorder:
             "ch_types": desc.ch_types,
             "units": desc.units,
             "scale_to_uv": self.scale.tolist(),
-            "breaks": sorted(set(self.breaks)),
+            "breaks": sorted(set(self.breaks) | self._gap_breaks()),
             "lost_by_recorder": self.lost,
             "stream": _stream_meta(desc, self.policy),
             "marker_stream": (_stream_meta(self.marker_stream, self.policy)

@@ -14,6 +14,7 @@ KINDS = {
     "stream_lost": "the stream disappeared (outlet closed, crashed or unreachable)",
     "reconnected": "the inlet reopened on the stream (a restarted outlet has a new uid)",
     "gap": "samples missing between two received samples",
+    "jitter": "timestamps jumped but the samples caught up: a late source, nothing lost",
     "clock_jump": "timestamps jumped without wall time passing; re-anchored",
     "stall": "no sample for longer than the stall timeout while the stream was still listed",
     "units_assumed": "the stream declares no units; values taken as microvolts",

@@ -299,8 +299,13 @@ class EEGInlet(_InletThread):
     late_after : float
         A sample arriving more than this after its (corrected) timestamp counts as late.
     gap_tolerance : float
-        Seconds between consecutive samples, beyond the expected spacing, that count as
-        a gap (the floor; large jitter at slow rates raises it).
+        Seconds between consecutive samples, beyond the expected spacing, that may be a
+        gap (the floor; large jitter at slow rates raises it).
+    gap_confirm : float
+        Seconds of arrivals after such a jump during which the samples are counted: if
+        they catch up with the timestamps, the source was late, not lossy (a ``jitter``
+        event); otherwise the missing samples are counted as a ``gap``. Gaps across a
+        reconnection are counted at once and restart the consumers' filters.
     clock_sync_interval : float
         Seconds between refreshes of the clock offset.
     events : EventLog | None
@@ -324,8 +329,8 @@ class EEGInlet(_InletThread):
                  channels: list[str] | None = None, allow_unlabelled: bool = False,
                  timeout: float = 10.0, buffer_s: float = 30.0, stall_timeout: float = 2.0,
                  reconnect_timeout: float | None = None, late_after: float = 0.5,
-                 gap_tolerance: float = 0.25, clock_sync_interval: float = 5.0,
-                 events: EventLog | None = None) -> None:
+                 gap_tolerance: float = 0.25, gap_confirm: float = 1.0,
+                 clock_sync_interval: float = 5.0, events: EventLog | None = None) -> None:
         super().__init__(name, stype, source_id, timeout=timeout, stall_timeout=stall_timeout,
                          reconnect_timeout=reconnect_timeout,
                          max_buffered=max(buffer_s, 2 * stall_timeout), events=events)
@@ -345,6 +350,8 @@ class EEGInlet(_InletThread):
         self.n_late = 0
         self.n_stalls = 0
         self.timeline = _Timeline()
+        self.gap_confirm = float(gap_confirm)
+        self._pending_gap: tuple[int, float, float, int, float] | None = None
         self._next_sync = 0.0
         self._stalled = False
         self._max_chunk = 1024
@@ -395,6 +402,7 @@ class EEGInlet(_InletThread):
 
     def _on_reconnect(self, now: float) -> None:
         self.ring.mark_break()
+        self._pending_gap = None
         self.timeline.last_arrival = None  # the next sample is compared across the outage
 
     def _stall(self, now: float) -> None:
@@ -441,7 +449,8 @@ class EEGInlet(_InletThread):
         index = self.ring.total
         if tl.last_ts is not None:
             dts = times[0] - tl.last_ts
-            darr = arrival - tl.last_arrival if tl.last_arrival is not None else None
+            reconnected = tl.last_arrival is None
+            darr = None if reconnected else arrival - tl.last_arrival
             expected = tl.spacing
             if dts < -max(0.05, 5 * expected) or (darr is not None and dts - darr > 1.0
                                                   and dts > self.gap_tolerance):
@@ -453,11 +462,16 @@ class EEGInlet(_InletThread):
                 logger.warning("clock jump of %+.3f s on stream %r re-anchored", jump,
                                self.description.name)
             elif dts > max(self.gap_tolerance, 10 * expected):
-                lost = max(0, int(round(dts / expected)) - 1) if expected > 0 else 0
-                self.n_lost += lost
-                self.ring.mark_break()
-                self.events.add("gap", arrival, index, gap_s=round(dts, 6), lost_samples=lost)
-            elif dts > 0:
+                if reconnected:
+                    # Continuity is broken for sure: count the gap and restart consumers.
+                    self._record_gap(index, arrival, dts, dts)
+                    self.ring.mark_break()
+                elif self._pending_gap is None:
+                    # A late push looks like a gap until the samples are counted: a source
+                    # that stalled and then catches up loses nothing.
+                    self._pending_gap = (index, arrival, float(tl.last_ts), index - 1,
+                                         dts - expected)
+            elif dts > 0 and self._pending_gap is None:
                 # Running estimate of the stamped spacing (replays may run faster).
                 step = (times[-1] - tl.last_ts) / n
                 tl.spacing += 0.05 * (step - tl.spacing)
@@ -472,7 +486,28 @@ class EEGInlet(_InletThread):
         tl.last_arrival = arrival
         self.n_samples += n
         self.n_chunks += 1
+        if self._pending_gap is not None:
+            self._settle_gap(index + n - 1, float(times[-1]), arrival)
         self._check_rate(arrival)
+
+    def _settle_gap(self, last_index: int, last_ts: float, arrival: float) -> None:
+        """Decide whether a timestamp gap lost samples: compare timestamps with counts."""
+        start, noticed, anchor_ts, anchor_index, jump = self._pending_gap
+        spacing = self.timeline.spacing
+        # How far the newest timestamp runs ahead of the sample count since the gap.
+        ahead = last_ts - (anchor_ts + (last_index - anchor_index) * spacing)
+        if ahead < jump / 2:
+            self._pending_gap = None
+            self.events.add("jitter", arrival, start, late_s=round(jump, 6))
+        elif arrival - noticed > self.gap_confirm:
+            self._pending_gap = None
+            self._record_gap(start, arrival, jump + spacing, ahead)
+
+    def _record_gap(self, index: int, arrival: float, gap_s: float, missing_s: float) -> None:
+        spacing = self.timeline.spacing
+        lost = max(0, int(round(missing_s / spacing)) - 1) if spacing > 0 else 0
+        self.n_lost += lost
+        self.events.add("gap", arrival, index, gap_s=round(gap_s, 6), lost_samples=lost)
 
     def _check_rate(self, arrival: float) -> None:
         # Measured over >= 10 s of arrivals; a rate far from nominal (a misconfigured

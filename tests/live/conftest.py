@@ -81,12 +81,16 @@ class FaultySource:
       amplifier app restarts;
     * ``jumps={index: seconds}``: from that sample on, timestamps are shifted (a clock
       step at the source);
-    * ``relayout={index: (ch_names, sfreq)}``: come back from an outage with another layout.
+    * ``relayout={index: (ch_names, sfreq)}``: come back from an outage with another layout;
+    * ``freezes={index: seconds}``: stop pushing for a while, then catch up (a busy source);
+      with ``stamp="push"`` every chunk is stamped with the time of its push, as apps that
+      stamp on sending do (the default stamps samples regularly, as amplifiers do).
     """
 
     def __init__(self, name: str, data, sfreq: float, ch_names: list[str], *,
                  speed: float = 4.0, chunk: int = 8, outages: dict | None = None,
-                 jumps: dict | None = None, relayout: dict | None = None) -> None:
+                 jumps: dict | None = None, relayout: dict | None = None,
+                 freezes: dict | None = None, stamp: str = "regular") -> None:
         import threading
 
         self.name = name
@@ -99,6 +103,8 @@ class FaultySource:
         self.outages = dict(outages or {})
         self.jumps = dict(jumps or {})
         self.relayout = dict(relayout or {})
+        self.freezes = dict(freezes or {})
+        self.stamp = stamp
         self.pushed = 0
         self.skipped = 0
         self.uids: list[str] = []
@@ -144,8 +150,11 @@ class FaultySource:
         n_ch = self.data.shape[1]
         while i < n:
             stop = min(n, i + self.chunk)
-            for at in [a for a in self.outages if i <= a < stop]:
+            for at in [a for a in (*self.outages, *self.freezes) if i <= a < stop]:
                 stop = at
+            if stop == i and i in self.freezes:
+                time.sleep(self.freezes.pop(i))  # then the due samples go out in a burst
+                continue
             if stop == i:  # an outage starts here
                 seconds = self.outages.pop(i)
                 self.outlet._del()
@@ -172,6 +181,8 @@ class FaultySource:
             if delay > 0:
                 time.sleep(delay)
             stamps = t0 + np.arange(i, stop) / rate + shift
+            if self.stamp == "push":
+                stamps = np.full(stop - i, local_clock() + shift)
             block = self.data[i:stop, :n_ch] if n_ch <= self.data.shape[1] else \
                 np.resize(self.data[i:stop], (stop - i, n_ch))
             self.outlet.push_chunk(np.ascontiguousarray(block, dtype="float32"),

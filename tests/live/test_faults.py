@@ -165,6 +165,32 @@ def test_nan_inf_bursts_and_clock_jumps_are_contained(s007_artifact, r04, faulty
     assert "NaN/Inf samples" in summary.format()
 
 
+def test_late_source_catching_up_is_jitter_not_loss(s007_artifact, r04, faulty_source,
+                                                    stream_name):
+    data, names = r04
+    # A source that stamps on sending freezes for 0.6 s, then sends what it owes at once.
+    source = faulty_source(stream_name, data[:4000], 160.0, names, speed=SPEED, stamp="push",
+                           freezes={1600: 0.6})
+    session, summary, decisions = _run(s007_artifact, source)
+    assert summary.n_samples == source.pushed == 4000
+    assert summary.lost_samples == 0 and summary.gaps == 0
+    assert session.events.count("jitter") == 1 and session.engine.stats.resets == 0
+    assert decisions[-1].index > 1600 + 480
+
+
+def test_source_dropping_samples_is_a_confirmed_gap(s007_artifact, r04, faulty_source,
+                                                    stream_name, tmp_path):
+    data, names = r04
+    # The outlet stays up but 0.5 s of samples never come (timestamps say so).
+    source = faulty_source(stream_name, np.delete(data[:4800], np.s_[1600:2400], axis=0),
+                           160.0, names, speed=SPEED, jumps={1600: 800 / (160 * SPEED)})
+    session, summary, _ = _run(s007_artifact, source, record=tmp_path / "s")
+    gaps = session.events.events("gap")
+    assert len(gaps) == 1 and gaps[0].sample == 1600 and summary.clock_jumps == 0
+    assert abs(gaps[0].detail["lost_samples"] - 800) <= 8
+    assert load_session(tmp_path / "s", PrivacyPolicy()).breaks == [1600]
+
+
 class SlowDecoder:
     """A real decoder that takes ``delay`` seconds per prediction (a slow consumer)."""
 
