@@ -42,7 +42,7 @@ MOABB_PHYSIONET_LR = {"shallow_convnet": 65.19, "eegnet": 59.55, "deep4": 59.57,
 DEEP = {"shallow_convnet", "eegnet", "deep4"}
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run(args: argparse.Namespace, save: Any = None) -> list[dict[str, Any]]:
     from bci_toolkit.cli._common import parse_int_list
     from bci_toolkit.decoders.deep.transfer import MODES, evaluate_transfer, load_subjects
     from bci_toolkit.spec import get_spec, parse_spec
@@ -67,12 +67,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         data, classes = cache[key]
         ft = {"max_epochs": args.finetune_epochs} if args.finetune_epochs else {}
         t0 = time.perf_counter()
-        new = evaluate_transfer(spec, data, classes, dataset=args.dataset, task=args.task,
-                                n_folds=args.n_folds, seed=args.seed, modes=modes,
-                                held_out=held_out, finetune_kwargs=ft,
-                                progress=lambda m: print("  " + m, flush=True))
+        for subject in held_out:  # one subject at a time, saved as we go
+            rows.extend(evaluate_transfer(
+                spec, data, classes, dataset=args.dataset, task=args.task,
+                n_folds=args.n_folds, seed=args.seed, modes=modes, held_out=[subject],
+                finetune_kwargs=ft, progress=lambda m: print("  " + m, flush=True)))
+            if save:
+                save(rows)
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
-        rows.extend(new)
     return rows
 
 
@@ -124,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         rows = [r for path in args.merge for r in json.loads(read_bytes(path, policy))]
     else:
-        rows = run(args)
-        if args.out:
+        def save(rows: list[dict[str, Any]]) -> None:
             write_text(args.out, json.dumps(rows, indent=1), policy)
+
+        rows = run(args, save if args.out else None)
     print()
     print(table(rows))
     return 0
