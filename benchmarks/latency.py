@@ -50,7 +50,7 @@ def push(name: str, data_path: str, sfreq: float, seconds: float, nice: int) -> 
     from bci_toolkit.streaming import eeg_outlet, local_clock
 
     _renice(nice)
-    data = np.load(data_path)
+    data = np.ascontiguousarray(np.load(data_path))
     names = [f"EEG{i:03d}" for i in range(data.shape[1])]
     outlet = eeg_outlet(name, names, sfreq)
     outlet.wait_for_consumers(60)
@@ -65,9 +65,9 @@ def push(name: str, data_path: str, sfreq: float, seconds: float, nice: int) -> 
         delay = due - local_clock()
         if delay > 0:
             time.sleep(delay)
-        rows = np.take(data, np.arange(i, i + n), axis=0, mode="wrap")
+        start = i % (len(data) - n)
         i += n
-        outlet.push_chunk(np.ascontiguousarray(rows), timestamp=np.full(n, local_clock()))
+        outlet.push_chunk(data[start:start + n], timestamp=np.full(n, local_clock()))
     time.sleep(1.0)  # let the last chunks reach the inlet before the outlet goes away
     print(f"pushed {i}", flush=True)
 
@@ -110,7 +110,7 @@ def _artifact(pipeline: str, sfreq: float):
     names = [f"EEG{i:03d}" for i in range(len(train.ch_names))]
     art = Artifact(decoder=decoder, spec=spec, ch_names=names, sfreq=sfreq,
                    classes=[str(c) for c in decoder.classes_], n_times=train.X.shape[2])
-    stream = (recs[0].raw.get_data() * 1e6).T.astype(np.float32)
+    stream = np.ascontiguousarray((recs[0].raw.get_data() * 1e6).T, dtype=np.float32)
     return art, stream
 
 
