@@ -552,11 +552,11 @@ def count_spiking_decision(decoder: Any, X: Any) -> OpCount:
         for start in range(0, n, 64):
             xb = torch.from_numpy(inputs[start:start + 64]).to(device)
             c, _ = count_module(module, xb, event_driven=True)
-            rates.append(c.layer_rates)
+            rates.append([r * len(xb) for r in c.layer_rates])  # weight by batch size
             c.layer_rates = []
             totals.merge(c)
     per = totals.scaled(1.0 / n)
-    per.layer_rates = [float(np.mean(r)) for r in zip(*rates, strict=True)] if rates else []
+    per.layer_rates = [float(np.sum(r)) / n for r in zip(*rates, strict=True)] if rates else []
     count.merge(per)
     n_classes = len(decoder.classes_)
     count.add("softmax", special=n_classes, acs=n_classes, macs=n_classes)
