@@ -28,10 +28,10 @@ def r04(s007) -> tuple[np.ndarray, list[str]]:
     return (raw.get_data() * 1e6).T, list(raw.ch_names)
 
 
-def _run(artifact, source, *, drain_s: float = 10.0, **kwargs):
+def _run(artifact, source, *, drain_s: float = 10.0, stall_timeout: float = 0.5, **kwargs):
     decisions: list = []
     session = LiveSession(artifact, stream=StreamSelector(name=source.name), timeout=10,
-                          stall_timeout=0.5, on_decision=decisions.append,
+                          stall_timeout=stall_timeout, on_decision=decisions.append,
                           policy=PrivacyPolicy(), **kwargs)
     session.start()
     source.start()
@@ -127,16 +127,19 @@ def test_stream_coming_back_with_another_layout_ends_the_session(s007_artifact, 
     assert session.events.count("incompatible_stream") == 1
 
 
-def test_nan_inf_bursts_and_clock_jumps_are_contained(s007_artifact, r04, faulty_source,
-                                                      stream_name, tmp_path):
+def test_nan_inf_bursts_clock_jumps_and_a_late_source_are_contained(
+        s007_artifact, r04, faulty_source, stream_name, tmp_path):
     data, names = r04
     data = data[:4000].copy()
     data[1000:1040, 3] = np.nan
     data[1020, 10] = np.inf
     data[2000:2002] = -np.inf
-    source = faulty_source(stream_name, data, 160.0, names, speed=SPEED,
-                           jumps={2600: 1000.0, 3300: -300.0})
-    session, summary, decisions = _run(s007_artifact, source, record=tmp_path / "s")
+    # The source stamps chunks when it sends them, freezes for 0.6 s at sample 1300 and then
+    # sends what it owes at once; its clock steps at 2600 and 3300.
+    source = faulty_source(stream_name, data, 160.0, names, speed=SPEED, stamp="push",
+                           freezes={1300: 0.6}, jumps={2600: 1000.0, 3300: -300.0})
+    session, summary, decisions = _run(s007_artifact, source, record=tmp_path / "s",
+                                       stall_timeout=2.0)
     # NaN/Inf: counted, never fed to the decoder, decoding resumes after the filters settle.
     assert summary.nonfinite_samples == 42
     assert summary.skipped_bad > 0 and session.events.count("nonfinite") == 2
@@ -152,9 +155,12 @@ def test_nan_inf_bursts_and_clock_jumps_are_contained(s007_artifact, r04, faulty
     assert [e.sample for e in jumps] == [2600, 3300]
     np.testing.assert_allclose([e.detail["jump_s"] for e in jumps], [1000.0, -300.0], atol=0.05)
     assert summary.clock_jumps == 2 and summary.gaps == 0 and summary.lost_samples == 0
+    # The freeze: the samples caught up with the timestamps, so nothing was lost or reset.
+    assert session.events.count("jitter") == 1 and session.engine.stats.resets == 0
+    assert summary.n_samples == source.pushed == 4000
     rec = load_session(tmp_path / "s", PrivacyPolicy())
     steps = np.diff(rec.timestamps)
-    assert steps.min() > 0 and steps.max() < 0.05  # one continuous local timeline
+    assert steps.min() >= 0 and steps.max() < 0.7  # one continuous local timeline
     times = [d.sample_time for d in decisions]
     assert np.all(np.diff(times) > 0) and decisions[-1].index > 3300 + 100
     # The recording keeps the samples as they arrived.
@@ -163,19 +169,6 @@ def test_nan_inf_bursts_and_clock_jumps_are_contained(s007_artifact, r04, faulty
     text = json.dumps(summary.to_dict())
     assert '"latency_ms_p99"' in text and summary.n_windows == len(decisions) > 0
     assert "NaN/Inf samples" in summary.format()
-
-
-def test_late_source_catching_up_is_jitter_not_loss(s007_artifact, r04, faulty_source,
-                                                    stream_name):
-    data, names = r04
-    # A source that stamps on sending freezes for 0.6 s, then sends what it owes at once.
-    source = faulty_source(stream_name, data[:4000], 160.0, names, speed=SPEED, stamp="push",
-                           freezes={1600: 0.6})
-    session, summary, decisions = _run(s007_artifact, source)
-    assert summary.n_samples == source.pushed == 4000
-    assert summary.lost_samples == 0 and summary.gaps == 0
-    assert session.events.count("jitter") == 1 and session.engine.stats.resets == 0
-    assert decisions[-1].index > 1600 + 480
 
 
 def test_source_dropping_samples_is_a_confirmed_gap(s007_artifact, r04, faulty_source,
