@@ -210,7 +210,9 @@ def test_slow_consumer_skips_ahead_and_acquisition_loses_nothing(s007_artifact, 
     # No decision was made on data older than max_lag (0.5 s) when decoding began: the
     # latency is at most that plus one decoding time (plus scheduling slack).
     assert all(d.latency_ms < 500 + 200 + 300 for d in decisions)
-    assert all(np.diff([d.index for d in decisions]) >= 3 * 40)
+    # While the source streams, consecutive decisions are several steps apart (the last one
+    # may follow closely: the stream ended, nothing newer came).
+    assert np.all(np.diff([d.index for d in decisions])[:-1] >= 3 * 40)
 
 
 def test_consumer_too_slow_for_the_buffer_drops_and_recovers(s007_artifact, r04, faulty_source,
