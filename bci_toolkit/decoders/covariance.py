@@ -54,7 +54,8 @@ class CachedCovariances(Covariances):
     """
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        if not isinstance(self.estimator, str) or X.ndim != 3:
+        # A live window is seen once: hashing it would only add latency.
+        if not isinstance(self.estimator, str) or X.ndim != 3 or len(X) == 1:
             return super().transform(X)
         keys = [_key(trial, self.estimator) for trial in X]
         out = np.empty((len(X), X.shape[1], X.shape[1]))
