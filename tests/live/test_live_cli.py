@@ -209,7 +209,8 @@ def test_replay_and_calibration_from_the_command_line(data_dir, s007_artifact, s
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         c_out, c_err = calib.communicate(timeout=120)
-        replay.send_signal(signal.SIGINT)
+        if replay.poll() is None:
+            replay.send_signal(signal.SIGINT)
         r_out, r_err = replay.communicate(timeout=30)
     finally:
         for p in (replay, calib):
@@ -226,7 +227,10 @@ def test_replay_and_calibration_from_the_command_line(data_dir, s007_artifact, s
     assert art.meta["extra"]["calibration"]["n_trials"] == result["n_trials"]
     rec = load_session(tmp_path / "calibration", PrivacyPolicy())
     assert rec.meta["kind"] == "calibration" and len(rec.markers) >= 10
-    assert replay.returncode == 0, r_err
+    # The replay either stopped on Ctrl-C or had just finished on its own when it came
+    # (a signal landing during interpreter shutdown ends it with -SIGINT).
+    assert replay.returncode == 0 or (replay.returncode == -signal.SIGINT
+                                      and "published" in r_err), r_err
     assert "replaying eegbci subject 7 runs R08,R12: 64 ch @ 160 Hz" in r_err
     assert "published" in r_err
 
