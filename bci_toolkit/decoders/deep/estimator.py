@@ -476,12 +476,19 @@ class DeepEpochClassifier(EpochClassifier):
         self._inference_module_ = freeze_for_inference(self.module_)
         shape = (1, self.n_features_in_, self.n_times_)
         self._input_buffer_ = torch.zeros(shape, dtype=torch.float32)
+        self._raw_buffer_ = torch.zeros(shape[1:], dtype=torch.float32)
         self._device_buffer_ = (torch.zeros(shape, dtype=torch.float32, device=device)
                                 if device.type != "cpu" else None)
-        self._center_ = self.scaler_mean_.astype(np.float32)[:, None]
-        self._inv_scale_ = (1.0 / self.scaler_scale_).astype(np.float32)[:, None]
-        self._aligned_ = (None if self.alignment_ is None
-                          else np.zeros(shape[1:], dtype=np.float64))
+        # The whole input normalisation as one affine map, x = W @ raw - offset (or
+        # raw * w - offset without alignment), computed with torch ops into the
+        # preallocated buffer: no numpy temporaries, and no BLAS call outside torch's
+        # own thread pool (a multithreaded numpy matmul per window stalls on busy CPUs).
+        inv_scale = 1.0 / self.scaler_scale_
+        self._offset_ = torch.from_numpy((self.scaler_mean_ * inv_scale)[:, None]
+                                         .astype(np.float32))
+        self._affine_ = torch.from_numpy(
+            (inv_scale[:, None] * self.alignment_ if self.alignment_ is not None
+             else inv_scale[:, None]).astype(np.float32))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self._inference_module_(x)
@@ -506,15 +513,17 @@ class DeepEpochClassifier(EpochClassifier):
                 f"{type(self).__name__}: window has shape {w.shape}; expected "
                 f"({self.n_features_in_}, {self.n_times_})"
             )
-        buf = self._input_buffer_.numpy()[0]
-        if self._aligned_ is not None:
-            w = np.matmul(self.alignment_, w, out=self._aligned_)
-        np.subtract(w, self._center_, out=buf, casting="unsafe")
-        buf *= self._inv_scale_
-        if not np.isfinite(buf).all():
-            raise ValueError(f"{type(self).__name__}: window contains NaN or Inf")
         _runtime.set_threads(self.n_threads_)
         with torch.inference_mode():
+            raw = self._raw_buffer_.copy_(torch.from_numpy(w))
+            x = self._input_buffer_[0]
+            if self.alignment_ is not None:
+                torch.matmul(self._affine_, raw, out=x)
+            else:
+                torch.mul(raw, self._affine_, out=x)
+            x.sub_(self._offset_)
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError(f"{type(self).__name__}: window contains NaN or Inf")
             x = self._input_buffer_
             if self._device_buffer_ is not None:
                 x = self._device_buffer_.copy_(x)
