@@ -7,7 +7,8 @@ single windows through three paths, in the same process:
 * ``predict_proba_single(window)`` — the live fast path;
 * ``predict_proba(window[None])`` — what a generic live engine calls;
 * ``braindecode eager`` — the peer: the trained braindecode module called the way a
-  braindecode user would (eval mode, ``torch.no_grad()``, fresh tensor, softmax).
+  braindecode user would (the same alignment and standardisation in numpy, eval mode,
+  ``torch.no_grad()``, fresh tensor, softmax).
 
 Also reported: the exported ONNX model under onnxruntime (one thread), for deployments
 without torch. Target: p99 <= 15 ms for ShallowConvNet and EEGNet, 64 channels × 2 s, CPU,
@@ -80,7 +81,11 @@ def bench_model(name: str, args: argparse.Namespace, n_times: int, windows: np.n
     mean = dec.scaler_mean_[:, None].astype(np.float32)
     scale = dec.scaler_scale_[:, None].astype(np.float32)
 
+    align = dec.alignment_
+
     def peer(w: np.ndarray) -> np.ndarray:
+        if align is not None:  # the same Euclidean alignment, as numpy code would do it
+            w = align @ w
         x = torch.from_numpy(((w - mean) / scale).astype(np.float32))[None]
         with torch.no_grad():
             out = module(x)
