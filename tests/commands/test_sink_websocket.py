@@ -149,7 +149,9 @@ def test_sending_with_no_client_is_fine(make_command):
 
 
 def test_close_does_not_wait_forever_for_a_stalled_client(make_command):
-    pad = base64.b64encode(os.urandom(96_000)).decode()
+    # Loopback socket buffers autotune to tens of MB (tcp_rmem max is 32 MiB here), so the
+    # commands must outgrow them by far before the sink's own queue can back up.
+    pad = base64.b64encode(os.urandom(768_000)).decode()
     sink = make_sink("ws://127.0.0.1:0?queue=4")
     with connect(sink.url, max_queue=1, close_timeout=0.5) as stalled:
         assert sink.wait_for_clients(1)
