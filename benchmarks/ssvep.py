@@ -30,7 +30,7 @@ def main() -> None:
     data_dir = setup_env()
 
     import mne
-    from moabb.pipelines import ExtendedSSVEPSignal, SSVEP_CCA
+    from moabb.pipelines import SSVEP_CCA, ExtendedSSVEPSignal
     from pyriemann.estimation import Covariances
     from pyriemann.tangentspace import TangentSpace
     from sklearn.linear_model import LogisticRegression
@@ -93,8 +93,8 @@ def main() -> None:
             acc.append(float(np.mean(np.asarray(pred) == yf[te])))
         record("MOABB CCA (freqs only)", s, float(np.mean(acc)), time.perf_counter() - t0)
 
-    print(f"\nSSVEPExo within-subject accuracy, 5-fold (seed 42); chance 0.25 for 4 classes, "
-          f"0.33 for the 3 frequencies")
+    print("\nSSVEPExo within-subject accuracy, 5-fold (seed 42); chance 0.25 for 4 classes, "
+          "0.33 for the 3 frequencies")
     header = f"{'pipeline':<28}" + "".join(f"{'S' + str(s):>7}" for s in subjects) + \
         f"{'mean':>8}{'fit+predict s':>15}"
     print(header)

@@ -504,6 +504,7 @@ def _count_convnet(decoder: Any, module: Any, input_shape: Shape) -> OpCount:
     n_chans = getattr(decoder, "n_features_in_", input_shape[0])
     n_times = getattr(decoder, "n_times_", None) or input_shape[1]
     count = OpCount()
+    _count_alignment(count, decoder, n_times)
     # Per-channel standardisation of the window (subtract, scale).
     count.add("standardise", macs=n_chans * n_times, acs=n_chans * n_times)
     x = torch.zeros(1, n_chans, n_times, dtype=next(module.parameters()).dtype,
@@ -515,6 +516,13 @@ def _count_convnet(decoder: Any, module: Any, input_shape: Shape) -> OpCount:
         count.add("crop_average", acs=int(np.prod(out.shape[1:])), macs=n_classes)
     count.add("softmax", special=n_classes, acs=n_classes, macs=n_classes)
     return count
+
+
+def _count_alignment(count: OpCount, decoder: Any, n_times: int) -> None:
+    # Euclidean alignment is a dense channels × channels product per sample.
+    matrix = getattr(decoder, "alignment_", None)
+    if matrix is not None:
+        count.add("alignment", macs=int(np.shape(matrix)[0]) * int(np.shape(matrix)[1]) * n_times)
 
 
 def _count_spiking(decoder: Any, input_shape: Shape, X: Any) -> OpCount:
@@ -539,6 +547,7 @@ def count_spiking_decision(decoder: Any, X: Any) -> OpCount:
     inputs = decoder.encode(X)
     n = len(inputs)
     count = OpCount()
+    _count_alignment(count, decoder, X.shape[2])
     n_values = X.shape[1] * X.shape[2] * (X.shape[3] if np.ndim(X) == 4 else 1)
     if decoder.encoding == "delta":
         count.add("encoder", acs=3 * n_values + float(np.abs(inputs).sum()) / n)

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from bci_toolkit.decoders.alignment import ALIGNMENTS as _ALIGNMENTS
+from bci_toolkit.decoders.alignment import align_groups, apply_alignment, euclidean_reference
 from bci_toolkit.decoders.base import EpochClassifier
 from bci_toolkit.decoders.deep import _runtime
 from bci_toolkit.decoders.deep.augment import build_transforms, check_augmentation
@@ -39,7 +41,6 @@ from bci_toolkit.errors import ArtifactError, EvaluationError
 _WEIGHTS_FILE = "model.safetensors"
 _PREDICT_CHUNK = 256
 _LR_SCHEDULES = ("cosine", "constant")
-_ALIGNMENTS = ("none", "euclidean")
 
 
 class DeepEpochClassifier(EpochClassifier):
@@ -383,13 +384,13 @@ class DeepEpochClassifier(EpochClassifier):
         if refit_scaler:
             if self.alignment == "euclidean":
                 self.alignment_ = euclidean_reference(X)
-                X = align_groups(X, groups) if groups is not None else _apply(
+                X = align_groups(X, groups) if groups is not None else apply_alignment(
                     self.alignment_, X)
             else:
                 self.alignment_ = None
             self.scaler_mean_, self.scaler_scale_ = channel_stats(X)
         elif self.alignment_ is not None:
-            X = _apply(self.alignment_, X)
+            X = apply_alignment(self.alignment_, X)
         Xs = standardise(X, self.scaler_mean_, self.scaler_scale_)
         y_int = np.searchsorted(self.classes_, y).astype(np.int64)
         if module is None:
@@ -542,7 +543,7 @@ class DeepEpochClassifier(EpochClassifier):
         """What the network sees: aligned (if enabled) and standardised float32 epochs."""
         check_is_fitted(self, "module_")
         if self.alignment_ is not None:
-            X = _apply(self.alignment_, X)
+            X = apply_alignment(self.alignment_, X)
         return standardise(X, self.scaler_mean_, self.scaler_scale_)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -693,33 +694,6 @@ def channel_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     scale = X.std(axis=(0, 2))
     scale[~(scale > 1e-12)] = 1.0  # flat channels stay flat instead of exploding
     return mean, scale
-
-
-def euclidean_reference(X: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """``R^{-1/2}`` for the mean spatial covariance ``R`` of the trials in ``X``.
-
-    Euclidean alignment (He & Wu 2020): multiplying every trial by ``R^{-1/2}`` makes the
-    average covariance of a subject the identity, removing much of what differs between
-    subjects and sessions while keeping what differs between classes.
-    """
-    R = np.einsum("nct,ndt->cd", X, X) / (X.shape[0] * X.shape[2])
-    w, V = np.linalg.eigh((R + R.T) / 2)
-    w = np.maximum(w, eps * max(float(w.max()), 1e-12))
-    return (V * w ** -0.5) @ V.T
-
-
-def align_groups(X: np.ndarray, groups: Any) -> np.ndarray:
-    """Each group's trials aligned to that group's own Euclidean reference."""
-    groups = np.asarray(groups)
-    out = np.empty_like(X)
-    for g in np.unique(groups):
-        mask = groups == g
-        out[mask] = _apply(euclidean_reference(X[mask]), X[mask])
-    return out
-
-
-def _apply(matrix: np.ndarray, X: np.ndarray) -> np.ndarray:
-    return np.matmul(matrix, X)
 
 
 def standardise(X: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:

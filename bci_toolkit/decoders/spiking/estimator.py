@@ -18,6 +18,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from bci_toolkit.decoders.alignment import (
+    align_groups,
+    apply_alignment,
+    check_alignment,
+    euclidean_reference,
+)
 from bci_toolkit.decoders.spiking import _runtime
 from bci_toolkit.decoders.spiking.encoding import delta_encode
 from bci_toolkit.decoders.spiking.network import Activity, SpikingConvNet
@@ -27,6 +33,7 @@ from bci_toolkit.privacy import PrivacyPolicy, read_bytes, write_bytes, write_te
 
 _WEIGHTS = "snn.safetensors"
 _META = "snn.json"
+_ALIGNMENT_KEY = "input.alignment"  # not a module parameter: kept beside the state dict
 _ENCODINGS = ("delta", "current")
 
 
@@ -39,6 +46,12 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         Sampling rate of the epochs (filled from the data); one simulation step per sample.
     n_chans, n_outputs, n_times : int | None
         Signal description (filled from the data); ``n_chans`` is checked against ``X``.
+    alignment : {"none", "euclidean"}
+        Euclidean alignment (He & Wu 2020) of the channels before encoding: the mean
+        spatial covariance of the training trials becomes the identity. With ``groups``
+        in :meth:`fit` (for example one group per subject when pooling subjects), each
+        group is aligned to its own reference; new data uses the reference of all
+        training trials.
     encoding : {"delta", "current"}
         ``"delta"``: send-on-delta coding of each channel with threshold
         ``delta_threshold`` × the channel's training-set standard deviation, so every
@@ -94,8 +107,10 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of str
+    alignment_ : ndarray, shape (n_channels, n_channels) | None
+        The Euclidean-alignment matrix applied to new trials.
     scale_ : ndarray, shape (n_channels,)
-        Per-channel standard deviation of the training trials.
+        Per-channel standard deviation of the (aligned) training trials.
     module_ : SpikingConvNet
         The trained network, batch norm folded into the convolutions.
     activity_ : dict
@@ -106,7 +121,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, sfreq: float = 160.0, n_chans: int | None = None,
                  n_outputs: int | None = None, n_times: int | None = None,
-                 encoding: str = "delta", delta_threshold: float = 0.5,
+                 alignment: str = "none", encoding: str = "delta", delta_threshold: float = 0.5,
                  polarity: str = "signed", n_filters: int = 16, n_filters2: int = 0,
                  depthwise: bool = False, kernel1_s: float = 0.0,
                  pool_s: float = 0.2, pool_stride_s: float = 0.05, tau1_s: float = 0.05,
@@ -119,6 +134,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         self.n_chans = n_chans
         self.n_outputs = n_outputs
         self.n_times = n_times
+        self.alignment = alignment
         self.encoding = encoding
         self.delta_threshold = delta_threshold
         self.polarity = polarity
@@ -145,6 +161,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- validation
     def _check_params(self) -> None:
+        check_alignment(self.alignment)
         if self.encoding not in _ENCODINGS:
             raise ValueError(f"encoding must be one of {list(_ENCODINGS)}, got {self.encoding!r}")
         if self.polarity not in ("signed", "split"):
@@ -201,6 +218,11 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "scale_")
         X = self._check_X(X)
+        if getattr(self, "alignment_", None) is not None:
+            X = apply_alignment(self.alignment_, X)
+        return self._encode_aligned(X)
+
+    def _encode_aligned(self, X: np.ndarray) -> np.ndarray:
         if self.encoding == "delta":
             spikes = delta_encode(X, self.delta_threshold * self.scale_)
             if self.polarity == "signed":
@@ -236,8 +258,17 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         )
 
     # ----------------------------------------------------------------- training
-    def fit(self, X: Any, y: Any) -> SpikingClassifier:
-        """Fit on epochs ``X`` (µV) and labels ``y``."""
+    def fit(self, X: Any, y: Any, groups: Any = None) -> SpikingClassifier:
+        """Fit on epochs ``X`` (µV) and labels ``y``.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_trials, n_channels, n_times)
+        y : array-like, shape (n_trials,)
+        groups : array-like, shape (n_trials,) | None
+            With ``alignment="euclidean"``, trials of each group (e.g. subject) are
+            aligned to their group's own reference. Ignored otherwise.
+        """
         self._check_params()
         raw_shape = np.shape(X)
         if self.n_chans is not None and len(raw_shape) >= 2 and raw_shape[1] != self.n_chans:
@@ -252,10 +283,17 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             raise EvaluationError(f"{type(self).__name__}: training data has only one class "
                                   f"({self.classes_.tolist()}); expected at least two")
         self.n_features_in_ = X.shape[1]
+        raw = X
+        if self.alignment == "euclidean":
+            self.alignment_ = euclidean_reference(X)
+            X = (align_groups(X, groups) if groups is not None
+                 else apply_alignment(self.alignment_, X))
+        else:
+            self.alignment_ = None
         # One scale per channel from the training set only (no test information).
         scale = X.std(axis=(0, 2))
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        inputs = self.encode(X)
+        inputs = self._encode_aligned(X)
         targets = np.searchsorted(self.classes_, y)
         device = _runtime.resolve_device(self.device)
         t0 = time.perf_counter()
@@ -268,7 +306,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             # Folding builds new layers, whose default initialisation draws random numbers.
             self.module_.to("cpu").eval().fold_batchnorm()
         self.fit_time_s_ = time.perf_counter() - t0
-        self.activity_ = self._measure_activity(X)
+        self.activity_ = self._measure_activity(raw)
         return self
 
     def _train(self, inputs: np.ndarray, targets: np.ndarray, device: torch.device
@@ -379,6 +417,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "module_")
         folder = Path(folder)
         state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
+        if getattr(self, "alignment_", None) is not None:
+            state[_ALIGNMENT_KEY] = torch.from_numpy(np.ascontiguousarray(self.alignment_))
         write_bytes(folder / _WEIGHTS, save(state), policy)
         meta = {
             "classes": [str(c) for c in self.classes_],
@@ -409,6 +449,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             raise ArtifactError(f"{folder}: missing spiking-network file ({exc.filename})") from None
         except (ValueError, SafetensorError) as exc:
             raise ArtifactError(f"{folder}: unreadable spiking-network files ({exc})") from None
+        alignment = state.pop(_ALIGNMENT_KEY, None)
+        self.alignment_ = None if alignment is None else alignment.numpy().astype(np.float64)
         self.classes_ = np.asarray(meta["classes"])
         self.scale_ = np.asarray(meta["scale"], dtype=np.float64)
         self.n_features_in_ = int(meta["n_features_in"])
