@@ -549,6 +549,10 @@ def count_spiking_decision(decoder: Any, X: Any) -> OpCount:
     count = OpCount()
     _count_alignment(count, decoder, X.shape[2])
     n_values = X.shape[1] * X.shape[2] * (X.shape[3] if np.ndim(X) == 4 else 1)
+    if getattr(decoder, "trial_norm", False):
+        # Sum of squares over the window, one square root; the division folds into the
+        # delta thresholds (one multiply per channel).
+        count.add("trial_norm", macs=n_values + X.shape[1], special=1)
     if decoder.encoding == "delta":
         count.add("encoder", acs=3 * n_values + float(np.abs(inputs).sum()) / n)
     else:

@@ -82,6 +82,37 @@ def test_learns_a_spatial_rhythm(params: dict) -> None:
     assert clf.activity_["ops"]["synops"] > 0 or params.get("encoding") == "current"
 
 
+def test_alignment_and_trial_norm_learn_save_and_count(tmp_path) -> None:
+    from bci_toolkit.decoders.alignment import align_groups, euclidean_reference
+    from bci_toolkit.evaluation.energy import SPECIAL_FUNCTION_MACS, count_spiking_decision
+
+    X, y = _oscillations()
+    Xt, yt = _oscillations(seed=1)
+    clf = _small(alignment="euclidean", trial_norm=True).fit(X, y)
+    np.testing.assert_allclose(clf.alignment_, euclidean_reference(X))
+    assert clf.score(Xt, yt) >= 0.8
+    # Pooled "subjects" whose EEG differs by a gain and a channel mixing: each is aligned to
+    # its own reference for training; new data gets the reference of all trials.
+    mix = np.eye(4) + 0.3 * np.random.default_rng(5).normal(size=(4, 4))
+    Xp = np.concatenate([X, 3.0 * np.einsum("cd,ndt->nct", mix, X)])
+    groups = np.repeat(["s1", "s2"], len(X))
+    pooled = _small(alignment="euclidean", max_epochs=1).fit(Xp, np.concatenate([y, y]),
+                                                             groups=groups)
+    np.testing.assert_allclose(pooled.scale_, align_groups(Xp, groups).std(axis=(0, 2)))
+    np.testing.assert_allclose(pooled.alignment_, euclidean_reference(Xp))
+    # Op count: the alignment product (C × C per sample) and the trial norm are charged.
+    ops = count_spiking_decision(clf, Xt)
+    assert ops.stages["alignment"]["macs"] == 4 * 4 * 256
+    assert ops.stages["trial_norm"]["macs"] == 4 * 256 + 4 + SPECIAL_FUNCTION_MACS
+    path = save_artifact(tmp_path / "ea", clf, get_spec("snn"), ch_names=["C0", "C1", "C2", "C3"],
+                         sfreq=SFREQ, n_times=256, policy=PrivacyPolicy())
+    loaded = load_artifact(path, PrivacyPolicy()).decoder
+    np.testing.assert_array_equal(loaded.alignment_, clf.alignment_)
+    np.testing.assert_array_equal(loaded.predict_proba(Xt), clf.predict_proba(Xt))
+    with pytest.raises(ValueError, match="alignment"):
+        _small(alignment="riemann").fit(X, y)
+
+
 def test_same_seed_same_model_and_caller_rng_untouched() -> None:
     X, y = _oscillations(n_trials=12)
     torch.manual_seed(123)

@@ -52,6 +52,12 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         in :meth:`fit` (for example one group per subject when pooling subjects), each
         group is aligned to its own reference; new data uses the reference of all
         training trials.
+    trial_norm : bool
+        Divide each trial by its own root-mean-square over channels and time before
+        the per-channel scaling. One gain per window, so the relative power of channels
+        (what motor imagery changes) is kept while the overall amplitude of a person's
+        EEG, which fixed spike thresholds would otherwise turn into a bias, is removed.
+        Costs one multiply-accumulate per sample and works on single live windows.
     encoding : {"delta", "current"}
         ``"delta"``: send-on-delta coding of each channel with threshold
         ``delta_threshold`` × the channel's training-set standard deviation, so every
@@ -121,7 +127,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, sfreq: float = 160.0, n_chans: int | None = None,
                  n_outputs: int | None = None, n_times: int | None = None,
-                 alignment: str = "none", encoding: str = "delta", delta_threshold: float = 0.5,
+                 alignment: str = "none", trial_norm: bool = False, encoding: str = "delta", delta_threshold: float = 0.5,
                  polarity: str = "signed", n_filters: int = 16, n_filters2: int = 0,
                  depthwise: bool = False, kernel1_s: float = 0.0,
                  pool_s: float = 0.2, pool_stride_s: float = 0.05, tau1_s: float = 0.05,
@@ -135,6 +141,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         self.n_outputs = n_outputs
         self.n_times = n_times
         self.alignment = alignment
+        self.trial_norm = trial_norm
         self.encoding = encoding
         self.delta_threshold = delta_threshold
         self.polarity = polarity
@@ -223,6 +230,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         return self._encode_aligned(X)
 
     def _encode_aligned(self, X: np.ndarray) -> np.ndarray:
+        if self.trial_norm:
+            X = _normalise_trials(X)
         if self.encoding == "delta":
             spikes = delta_encode(X, self.delta_threshold * self.scale_)
             if self.polarity == "signed":
@@ -291,7 +300,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         else:
             self.alignment_ = None
         # One scale per channel from the training set only (no test information).
-        scale = X.std(axis=(0, 2))
+        scale = (_normalise_trials(X) if self.trial_norm else X).std(axis=(0, 2))
         self.scale_ = np.where(scale > 0, scale, 1.0)
         inputs = self._encode_aligned(X)
         targets = np.searchsorted(self.classes_, y)
@@ -467,3 +476,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             raise ArtifactError(f"{folder}: weights do not fit the network ({first})") from None
         self.module_ = module.eval()
         return self
+
+
+def _normalise_trials(X: np.ndarray) -> np.ndarray:
+    rms = np.sqrt(np.mean(np.square(X), axis=(1, 2), keepdims=True))
+    return X / np.where(rms > 0, rms, 1.0)
