@@ -1,13 +1,16 @@
 """Spiking decoder vs ShallowConvNet: accuracy, energy per decision and latency, side by side.
 
 Both pipelines run through the evaluation engine in the same call: same trials, same
-folds, same seed. On EEGMMIDB each runs its shipped pipeline file (``snn.yaml``: 64
-channels, 4-38 Hz, 128 Hz; ``shallow_convnet.yaml``: its own channel picks, band and
-rate — printed with the results), so energy compares the pipelines as shipped. On
-SSVEPExo both get identical epochs (all 8 channels, 5-45 Hz, 128 Hz, 1-5 s). Every
-results row carries ``ops_per_decision`` and ``energy_per_decision_uj`` (Horowitz 45 nm
-model, see docs/spiking.md). The ANN is the toolkit's ``shallow_convnet`` decoder
-(braindecode ShallowFBCSPNet).
+folds, same seed. Each runs its shipped pipeline file — EEGMMIDB: ``snn.yaml`` (64
+channels, 4-38 Hz, 160 Hz) and ``shallow_convnet.yaml`` (21 sensorimotor channels, 4-38
+Hz, 160 Hz); SSVEPExo: ``snn_ssvep.yaml`` (a filter bank at the stimulation frequencies
+and their harmonics) and ``shallow_convnet.yaml`` on broadband 5-45 Hz — so energy
+compares the pipelines as shipped. On SSVEPExo both get all 8 channels, 1-5 s after the
+cue, resampled to 128 Hz to keep the run short. Every results row carries
+``ops_per_decision`` and ``energy_per_decision_uj`` (Horowitz 45 nm model, see
+docs/spiking.md); the live band-pass / filter-bank cost per decision is printed beside
+them, since the filter bank is part of what the spiking pipeline needs. The ANN is the
+toolkit's ``shallow_convnet`` decoder (braindecode ShallowFBCSPNet).
 
 Targets (issue 4): snn within 5 points of ShallowConvNet within-session and cross-subject
 on EEGMMIDB S001-S010 left/right and on SSVEPExo; energy per decision >= 5x lower;
@@ -49,7 +52,7 @@ def specs_for(dataset: str, max_epochs: int | None) -> tuple[Any, Any, str]:
     from bci_toolkit.decoders.registry import list_decoders
     from bci_toolkit.spec import get_spec, parse_spec
 
-    snn = get_spec("snn").to_dict()
+    snn = get_spec("snn_ssvep" if dataset == "ssvepexo" else "snn").to_dict()
     if "shallow_convnet" in list_decoders():
         shallow = get_spec("shallow_convnet").to_dict()
         which = "toolkit shallow_convnet (braindecode ShallowFBCSPNet, cropped training)"
@@ -59,19 +62,15 @@ def specs_for(dataset: str, max_epochs: int | None) -> tuple[Any, Any, str]:
         if max_epochs is not None:
             spec["decoder"]["params"]["max_epochs"] = int(max_epochs)
         if dataset == "ssvepexo":
-            # Identical epochs for both: every channel, the stimulation frequencies
-            # 13/17/21 Hz and their second harmonics, 1-5 s after the cue (as the shipped
-            # ssvep_cca pipeline), 128 Hz.
-            spec.update(paradigm="ssvep", commands=SSVEP_COMMANDS, name=spec["name"] + "_ssvep")
-            spec["preprocessing"].update(picks="eeg", bandpass=[5, 45], resample=128,
+            # Same channels, window and rate for both (every channel, 1-5 s after the cue
+            # as the shipped SSVEP pipelines, 128 Hz); the ANN sees 5-45 Hz, which covers
+            # the stimulation frequencies 13/17/21 Hz and their second harmonics.
+            spec["preprocessing"].update(picks="eeg", resample=128,
                                          epoch={"tmin": 1.0, "tmax": 5.0})
     if dataset == "ssvepexo":
-        # SSVEP needs frequency-selective filters: 0.25-s temporal kernels, 32 neurons,
-        # a coarser delta threshold to keep the event count down.
-        snn["decoder"]["params"].update(kernel1_s=0.25, n_filters=32, delta_threshold=1.0,
-                                        lr=0.003)
-        if max_epochs is None:
-            snn["decoder"]["params"]["max_epochs"] = 60
+        shallow.update(paradigm="ssvep", commands=SSVEP_COMMANDS, name="shallow_convnet_ssvep",
+                       online=snn["online"])
+        shallow["preprocessing"]["bandpass"] = [5, 45]
     return parse_spec(snn, snn["name"]), parse_spec(shallow, shallow["name"]), which
 
 
@@ -91,6 +90,27 @@ def summarise(rows: list[dict[str, Any]], snn_name: str, ann_name: str) -> dict[
     s["energy_ratio"] = s["energy_per_decision_uj"][ann_name] / s["energy_per_decision_uj"][
         snn_name]
     return s
+
+
+def live_filter_uj(spec: Any, rows: list[dict[str, Any]]) -> float:
+    """Energy per decision of the pipeline's causal live filters (band-pass or filter bank).
+
+    Live filtering is streaming (one ``online.step`` of new samples per decision), at the
+    rate the decoder runs at.
+    """
+    from bci_toolkit.evaluation.energy import (
+        DEFAULT_ENERGY_MODEL,
+        get_energy_model,
+        online_filter_cost,
+    )
+    from bci_toolkit.spec import parse_spec
+
+    row = next(r for r in rows if r["pipeline"] == spec.name)
+    data = spec.to_dict()
+    data["preprocessing"]["resample"] = None  # counted at the rate the decoder sees
+    count = online_filter_cost(parse_spec(data, spec.name), int(row["n_channels"]),
+                               float(row["sfreq"]))
+    return count.fields(get_energy_model(DEFAULT_ENERGY_MODEL))["energy_per_decision_uj"]
 
 
 def latency(dataset: str, subject: int, specs: tuple[Any, Any], repeats: int) -> dict:
@@ -154,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         for spec in (snn, ann):
             pre = spec.preprocessing
             picks = pre.picks if pre.picks == "eeg" else f"{len(pre.picks)} channels"
-            print(f"   {spec.name}: picks {picks}, band {list(pre.bandpass)} Hz, "
+            band = (f"band {list(pre.bandpass)} Hz" if pre.bandpass
+                    else f"filter bank {[list(b) for b in pre.filterbank]} Hz")
+            print(f"   {spec.name}: picks {picks}, {band}, "
                   f"rate {pre.resample or 'native'}, epoch {pre.epoch.tmin}-{pre.epoch.tmax} s")
         for protocol in protocols:
             t0 = time.perf_counter()
@@ -186,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"firing rate {s['firing_rate']:.3f})  ann "
                   f"{s['energy_per_decision_uj'][ann.name]:.3g} µJ "
                   f"({s['ops_per_decision'][ann.name]:.3g} ops)  → {s['energy_ratio']:.0f}× lower")
+            filt = {spec.name: live_filter_uj(spec, rows) for spec in (snn, ann)}
+            with_filters = ((s["energy_per_decision_uj"][ann.name] + filt[ann.name])
+                            / (s["energy_per_decision_uj"][snn.name] + filt[snn.name]))
+            s["live_filter_uj"] = filt
+            s["energy_ratio_with_filters"] = with_filters
+            print(f"   live filters/decision: snn {filt[snn.name]:.3g} µJ, ann "
+                  f"{filt[ann.name]:.3g} µJ  → with filters {with_filters:.0f}× lower")
             print(f"   mean fit time per fold: snn {s['fit_time_s'][snn.name]:.1f} s, ann "
                   f"{s['fit_time_s'][ann.name]:.1f} s (ratio {s['fit_time_s'][ann.name] / s['fit_time_s'][snn.name]:.1f}×)")
         if args.latency_repeats:
@@ -208,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   {s['dataset']:>8} {s['protocol']:>15}: within 5 points: "
               f"{'met' if acc_ok else 'MISSED'} (Δ{s['metric']} {s['delta_score_points']:+.1f}, "
               f"Δacc {s['delta_accuracy_points']:+.1f}); energy ≥5× lower: "
-              f"{'met' if s['energy_ratio'] >= 5 else 'MISSED'} ({s['energy_ratio']:.0f}×)")
+              f"{'met' if min(s['energy_ratio'], s['energy_ratio_with_filters']) >= 5 else 'MISSED'}"
+              f" ({s['energy_ratio']:.0f}× decoder only, {s['energy_ratio_with_filters']:.0f}× "
+              "with live filters)")
     print(f"\ntotal wall {time.perf_counter() - t_start:.0f} s, peak RSS {peak_rss_mb():.0f} MiB")
     if args.out:
         from pathlib import Path

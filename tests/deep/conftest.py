@@ -72,8 +72,10 @@ def s007(data_dir):
     """EEGMMIDB subject 7, left vs right fist imagery, 4-38 Hz, 128 Hz, 0-3 s."""
     from bci_toolkit.datasets import get_dataset
     from bci_toolkit.preprocessing.offline import epoch_recordings
-    from bci_toolkit.spec import get_spec
+    from bci_toolkit.spec import get_spec, parse_spec
 
-    spec = get_spec("eegnet")
+    data = get_spec("eegnet").to_dict()
+    data["preprocessing"]["resample"] = 128  # small epochs keep these fits quick
+    spec = parse_spec(data, "eegnet_128hz")
     recordings = get_dataset("eegbci", str(data_dir)).load(7, "left_right")
     return epoch_recordings(recordings, spec, ["left", "right"])

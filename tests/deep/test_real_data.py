@@ -71,7 +71,7 @@ def test_cli_evaluate_and_training_run_a_deep_pipeline(data_dir, tmp_path):
     deep = [r for r in rows if r["pipeline"] == "eegnet_quick"]
     assert len(deep) == 1 and deep[0]["metric"] == "roc_auc"
     assert 0.0 <= deep[0]["score"] <= 1.0 and deep[0]["n_channels"] == 21
-    assert deep[0]["sfreq"] == 128.0 and deep[0]["n_times"] == 385
+    assert deep[0]["sfreq"] == 160.0 and deep[0]["n_times"] == 481
 
     # What `bci train` runs, in-process (the CLI subprocess path is covered above).
     from bci_toolkit.decoders.artifact import load_artifact

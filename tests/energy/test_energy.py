@@ -215,7 +215,7 @@ def test_results_rows_and_report_carry_energy(data_dir, tmp_path) -> None:
 
     snn = get_spec("snn").to_dict()
     snn.update(paradigm="ssvep", commands={})
-    snn["preprocessing"].update(bandpass=[5, 45], epoch={"tmin": 1.0, "tmax": 5.0})
+    snn["preprocessing"].update(bandpass=[5, 45], resample=128, epoch={"tmin": 1.0, "tmax": 5.0})
     snn["decoder"]["params"].update(max_epochs=5, kernel1_s=0.1)
     config = EvaluationConfig(dataset="ssvepexo", subjects=[1], task="ssvep",
                               pipelines=[get_spec("ssvep_ts_lr"), parse_spec(snn, "snn")],

@@ -19,7 +19,7 @@ from bci_toolkit.preprocessing import (
     window_samples,
 )
 from bci_toolkit.session.engine import DecodingEngine
-from bci_toolkit.spec import get_spec, parse_spec
+from bci_toolkit.spec import get_spec, list_pipelines, parse_spec
 from bci_toolkit.training import fit_epochs
 
 ATOL_UV = 1e-9
@@ -202,3 +202,15 @@ def test_spiking_decoder_plugs_into_the_live_engine_unchanged(s007):
     assert inside.sum() >= 2
     got = np.array([decisions[e].proba for e in ends[inside]])
     np.testing.assert_allclose(got, decoder.predict_proba(test.X[inside]), rtol=0, atol=1e-6)
+
+
+
+@pytest.mark.parametrize("name", list_pipelines())
+def test_every_shipped_pipeline_decodes_live_at_its_dataset_rate(name):
+    """One spec offline and online: no shipped pipeline asks for what live decoding refuses."""
+    import mne
+
+    spec = get_spec(name).with_causal_filter()
+    sfreq = 256.0 if spec.paradigm == "ssvep" else 160.0  # SSVEPExo / EEGMMIDB native rates
+    ch_names = mne.channels.make_standard_montage("standard_1005").ch_names
+    OnlinePreprocessor(spec.preprocessing, sfreq, ch_names, source=f"{name}.yaml")
