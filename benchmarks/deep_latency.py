@@ -4,14 +4,16 @@ For each model, a decoder with the shipped pipeline's architecture is fitted for
 on windows of the requested shape (latency does not depend on the weights), then timed on
 single windows through three paths, in the same process:
 
-* ``predict_proba_single(window)`` — the live fast path;
+* ``predict_proba_single(window)`` — the live fast path, with ``live_runtime: torch``
+  and with ``live_runtime: onnx`` (what the shipped ShallowConvNet and EEGNet pipelines
+  use live: the exported graph under onnxruntime, built in memory);
 * ``predict_proba(window[None])`` — what a generic live engine calls;
 * ``braindecode eager`` — the peer: the trained braindecode module called the way a
   braindecode user would (the same alignment and standardisation in numpy, eval mode,
   ``torch.no_grad()``, fresh tensor, softmax).
 
-Also reported: the exported ONNX model under onnxruntime (one thread), for deployments
-without torch. Target: p99 <= 15 ms for ShallowConvNet and EEGNet, 64 channels × 2 s, CPU,
+Also reported: an exported ONNX file under onnxruntime (one thread), for deployments
+without the toolkit. Target: p99 <= 15 ms for ShallowConvNet and EEGNet, 64 channels × 2 s, CPU,
 2 threads.
 
 Example::
@@ -58,7 +60,7 @@ def build(name: str, n_chans: int, n_times: int, sfreq: float, threads: int):
 
     data = get_spec(name).to_dict()
     data["decoder"]["params"].update(max_epochs=1, patience=None, valid_fraction=0.0,
-                                      device="cpu", n_threads=threads)
+                                      device="cpu", n_threads=threads, live_runtime="torch")
     spec = parse_spec(data, name)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((16, n_chans, n_times)) * 10.0
@@ -99,8 +101,12 @@ def bench_model(name: str, args: argparse.Namespace, n_times: int, windows: np.n
     def onnx(w: np.ndarray) -> np.ndarray:
         return session.run(["proba"], {"eeg": w[None].astype(np.float32)})[0]
 
+    import copy
+
+    live_onnx = copy.deepcopy(dec).set_params(live_runtime="onnx")
     paths = {
         "predict_proba_single": dec.predict_proba_single,
+        "predict_proba_single, live_runtime onnx": live_onnx.predict_proba_single,
         "predict_proba(X[None])": lambda w: dec.predict_proba(w[None]),
         "braindecode eager (peer)": peer,
         "onnxruntime, 1 thread": onnx,

@@ -225,3 +225,25 @@ def test_groups_align_each_subject_to_its_own_reference(make, make_epochs):
     assert dec.alignment_.shape == (8, 8)
     with pytest.raises(ValueError, match="groups has 3 entries"):
         make("EEGNet").fit(X, y, groups=[1, 2, 3])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_onnx_live_runtime_matches_torch_and_copies_cleanly(fitted, epochs, name):
+    import copy
+
+    X, y = epochs
+    dec = copy.deepcopy(fitted[name]).set_params(live_runtime="onnx")
+    batch = dec.predict_proba(X[:4])  # batches always run in torch
+    for i in range(4):
+        np.testing.assert_allclose(dec.predict_proba_single(X[i]), batch[i], atol=1e-5)
+    session = dec._onnx_.session
+    assert session is not None
+    dec.predict_proba_single(X[5])
+    assert dec._onnx_.session is session  # built once, reused for every window
+    twin = copy.deepcopy(dec)  # a copy rebuilds its own session when it needs one
+    assert twin._onnx_.session is None
+    np.testing.assert_allclose(twin.predict_proba_single(X[0]), batch[0], atol=1e-5)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        dec.predict_proba_single(np.full((8, 256), np.nan))
+    with pytest.raises(ValueError, match="live_runtime must be one of"):
+        copy.deepcopy(fitted[name]).set_params(live_runtime="tensorrt").fit(X[:16], y[:16])

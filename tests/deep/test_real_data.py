@@ -85,8 +85,8 @@ def test_cli_evaluate_and_training_run_a_deep_pipeline(data_dir, tmp_path):
     artifact = load_artifact(art)
     assert (art / "model.safetensors").is_file()
     assert artifact.spec.preprocessing.filter.phase == "causal"  # trained as served
-    artifact.check_compatible(artifact.ch_names, 128.0)
+    artifact.check_compatible(artifact.ch_names, 160.0)
     with pytest.raises(ArtifactError, match="sampling rate mismatch"):
-        artifact.check_compatible(artifact.ch_names, 160.0)
-    window = np.random.default_rng(0).standard_normal((21, 385)) * 10
+        artifact.check_compatible(artifact.ch_names, 128.0)
+    window = np.random.default_rng(0).standard_normal((21, 481)) * 10
     assert artifact.decoder.predict_proba_single(window).shape == (2,)

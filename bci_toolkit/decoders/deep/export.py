@@ -27,21 +27,16 @@ from bci_toolkit.errors import ArtifactError
 ONNX_OPSET = 17
 FORMATS = ("onnx", "torchscript")
 __all__ = ["FORMATS", "InferenceModule", "check_export", "export", "export_onnx",
-           "export_torchscript", "load_onnx_session", "load_torchscript"]
+           "export_torchscript", "load_onnx_session", "load_torchscript", "onnx_bytes",
+           "onnx_session"]
 
 
 def _example(decoder: Any) -> torch.Tensor:
     return torch.zeros(2, decoder.n_features_in_, decoder.n_times_)
 
 
-def export_onnx(decoder: Any, path: str | os.PathLike, policy: Any = None,
-                opset: int = ONNX_OPSET) -> Path:
-    """Write ``decoder`` as an ONNX model (input ``eeg``, output ``proba``, dynamic batch).
-
-    Uses torch's TorchScript-based exporter, which needs no extra dependency.
-    """
-    from bci_toolkit.privacy import write_bytes
-
+def onnx_bytes(decoder: Any, opset: int = ONNX_OPSET) -> bytes:
+    """``decoder`` as a serialised ONNX model (input ``eeg``, output ``proba``)."""
     module = decoder.inference_module()
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -57,9 +52,34 @@ def export_onnx(decoder: Any, path: str | os.PathLike, policy: Any = None,
     for key, value in _metadata(decoder).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
+    return model.SerializeToString()
+
+
+def export_onnx(decoder: Any, path: str | os.PathLike, policy: Any = None,
+                opset: int = ONNX_OPSET) -> Path:
+    """Write ``decoder`` as an ONNX model (input ``eeg``, output ``proba``, dynamic batch).
+
+    Uses torch's TorchScript-based exporter, which needs no extra dependency.
+    """
+    from bci_toolkit.privacy import write_bytes
+
     path = Path(path)
-    write_bytes(path, model.SerializeToString(), policy)
+    write_bytes(path, onnx_bytes(decoder, opset), policy)
     return path
+
+
+def _session(model: bytes, n_threads: int = 1) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(int(n_threads or 1), 1)
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def onnx_session(decoder: Any, n_threads: int = 1) -> Any:
+    """An in-memory ``onnxruntime.InferenceSession`` of ``decoder`` (nothing written)."""
+    return _session(onnx_bytes(decoder), n_threads)
 
 
 def export_torchscript(decoder: Any, path: str | os.PathLike, policy: Any = None) -> Path:
@@ -91,14 +111,9 @@ def export(decoder: Any, path: str | os.PathLike, fmt: str = "onnx", policy: Any
 
 def load_onnx_session(path: str | os.PathLike, policy: Any = None) -> Any:
     """An ``onnxruntime.InferenceSession`` on an exported file (decrypting if needed)."""
-    import onnxruntime as ort
-
     from bci_toolkit.privacy import read_bytes
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    return ort.InferenceSession(read_bytes(Path(path), policy), sess_options=opts,
-                                providers=["CPUExecutionProvider"])
+    return _session(read_bytes(Path(path), policy), 1)
 
 
 def load_torchscript(path: str | os.PathLike, policy: Any = None) -> torch.jit.ScriptModule:

@@ -51,6 +51,11 @@ _COMMON_DOC = """
     n_threads : int | None
         Torch intra-op threads on CPU; ``None`` follows ``OMP_NUM_THREADS`` or uses every
         CPU available to the process.
+    live_runtime : {"torch", "onnx"}
+        What runs single live windows (:meth:`predict_proba_single`): the frozen torch
+        module, or the same graph exported to ONNX and run by onnxruntime (built in
+        memory on the first window; several times faster on small CPUs). Training and
+        batch prediction always use torch.
     pretrained : str | None
         Artifact folder of the same decoder (e.g. trained on other subjects) to start
         from; ``fit`` then fine-tunes it.
@@ -101,6 +106,7 @@ class ShallowConvNet(DeepEpochClassifier):
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
+                 live_runtime: str = "torch",
                  pretrained: str | None = None, finetune_lr: float | None = None,
                  finetune_epochs: int | None = None, random_state: int | None = 42,
                  verbose: int = 0) -> None:
@@ -130,6 +136,7 @@ class ShallowConvNet(DeepEpochClassifier):
         self.augmentation_prob = augmentation_prob
         self.device = device
         self.n_threads = n_threads
+        self.live_runtime = live_runtime
         self.pretrained = pretrained
         self.finetune_lr = finetune_lr
         self.finetune_epochs = finetune_epochs
@@ -190,6 +197,7 @@ class Deep4(DeepEpochClassifier):
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
+                 live_runtime: str = "torch",
                  pretrained: str | None = None, finetune_lr: float | None = None,
                  finetune_epochs: int | None = None, random_state: int | None = 42,
                  verbose: int = 0) -> None:
@@ -224,6 +232,7 @@ class Deep4(DeepEpochClassifier):
         self.augmentation_prob = augmentation_prob
         self.device = device
         self.n_threads = n_threads
+        self.live_runtime = live_runtime
         self.pretrained = pretrained
         self.finetune_lr = finetune_lr
         self.finetune_epochs = finetune_epochs
@@ -269,6 +278,7 @@ class EEGNet(DeepEpochClassifier):
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
+                 live_runtime: str = "torch",
                  pretrained: str | None = None, finetune_lr: float | None = None,
                  finetune_epochs: int | None = None, random_state: int | None = 42,
                  verbose: int = 0) -> None:
@@ -299,6 +309,7 @@ class EEGNet(DeepEpochClassifier):
         self.augmentation_prob = augmentation_prob
         self.device = device
         self.n_threads = n_threads
+        self.live_runtime = live_runtime
         self.pretrained = pretrained
         self.finetune_lr = finetune_lr
         self.finetune_epochs = finetune_epochs
