@@ -16,7 +16,7 @@ means (109 subjects, Keras ConvNets) are printed as the anchor.
 Runs are sized with ``--held-out`` and ``--epochs``; several runs (e.g. one per pipeline)
 can be merged into one table with ``--merge``::
 
-    BCI_DATA_DIR=/work/shared/datasets python benchmarks/deep_accuracy.py \
+    BCI_DATA_DIR=/path/to/datasets python benchmarks/deep_accuracy.py \
         --pipelines csp_lda,ts_lr,eegnet --subjects 1-10 --out eegnet.json
     python benchmarks/deep_accuracy.py --merge classical.json eegnet.json shallow.json
 """
@@ -36,7 +36,7 @@ import numpy as np
 warnings.simplefilter("ignore", FutureWarning)
 
 # MOABB 2024 benchmark, PhysionetMI left vs right hand, within-session (likely ROC-AUC×100;
-# see /work/shared/REFERENCES.md §A1).
+# Chevallier et al. 2024, arXiv 2404.15319; numbers in MOABB's results/within_session_mi_left_vs_right_hand.json).
 MOABB_PHYSIONET_LR = {"shallow_convnet": 65.19, "eegnet": 59.55, "deep4": 59.57,
                       "ts_lr": 67.28, "csp_lda": 65.75}
 DEEP = {"shallow_convnet", "eegnet", "deep4"}

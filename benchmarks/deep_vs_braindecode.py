@@ -18,7 +18,7 @@ side comes first (imports, thread-pool start-up). Targets: scores within 0.01, t
 
 Example::
 
-    BCI_DATA_DIR=/work/shared/datasets python benchmarks/deep_vs_braindecode.py \
+    BCI_DATA_DIR=/path/to/datasets python benchmarks/deep_vs_braindecode.py \
         --pipeline shallow_convnet --subjects 1-10 --ssvep-subjects 1-7 --epochs 15
 """
 

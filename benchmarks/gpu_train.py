@@ -11,7 +11,7 @@ Without CUDA the CPU part still runs and the script says that the GPU part was s
 
 Example::
 
-    BCI_DATA_DIR=/work/shared/datasets python benchmarks/gpu_train.py \
+    BCI_DATA_DIR=/path/to/datasets python benchmarks/gpu_train.py \
         --models shallow_convnet,eegnet,deep4 --subjects 1-3 --epochs 3
 """
 
