@@ -8,7 +8,6 @@ Work is split per subject (within-session, cross-session) or per held-out subjec
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import time
@@ -103,19 +102,14 @@ def _context(data: EpochsData, spec: PipelineSpec, classes: list[str], seed: int
 
 
 def fit_and_score(spec: PipelineSpec, train: EpochsData, test: EpochsData,
-                  classes: list[str], seed: int, groups: np.ndarray | None = None
-                  ) -> dict[str, Any]:
-    """Fit a fresh decoder on ``train`` and score it on ``test``.
-
-    ``groups`` (e.g. each training trial's subject) reach decoders whose ``fit`` takes
-    them, for per-group input alignment; other decoders ignore them.
-    """
+                  classes: list[str], seed: int) -> dict[str, Any]:
+    """Fit a fresh decoder on ``train`` and score it on ``test``."""
     decoder = make_decoder(spec.decoder, _context(train, spec, classes, seed))
     t0 = time.perf_counter()
-    if groups is not None and "groups" in inspect.signature(decoder.fit).parameters:
-        decoder.fit(train.X, train.y, groups=groups)
-    else:
-        decoder.fit(train.X, train.y)
+    # Cross-subject training pools subjects without per-subject groups on purpose: a
+    # decoder that aligned each training subject to itself would see the unseen subject
+    # through the pooled reference instead (measured: worse than one pooled alignment).
+    decoder.fit(train.X, train.y)
     t1 = time.perf_counter()
     proba = decoder.predict_proba(test.X)
     t2 = time.perf_counter()
@@ -268,8 +262,7 @@ def _cross_subject_job(config: EvaluationConfig, held_out: int,
         train = _concat(others)
         test = data[held_out][key]
         check_trainable(train.y, f"{config.dataset} cross-subject training without {held_out}")
-        fold = fit_and_score(spec, train, test, classes, config.seed,
-                             groups=train.meta["subject"].to_numpy())
+        fold = fit_and_score(spec, train, test, classes, config.seed)
         rows.append(_row(config, spec, held_out, "all", [fold], test.y, classes, test,
                          n_train=len(train.y)))
     return [_strip(r) for r in rows], {}
