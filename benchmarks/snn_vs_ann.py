@@ -116,6 +116,7 @@ def live_filter_uj(spec: Any, rows: list[dict[str, Any]]) -> float:
 def latency(dataset: str, subject: int, specs: tuple[Any, Any], repeats: int) -> dict:
     """Single-window ``predict_proba`` wall time of both decoders, fitted on one subject."""
     from bci_toolkit.datasets import get_dataset
+    from bci_toolkit.evaluation.energy import decision_cost
     from bci_toolkit.preprocessing.offline import epoch_recordings
     from bci_toolkit.training import fit_epochs
 
@@ -136,8 +137,10 @@ def latency(dataset: str, subject: int, specs: tuple[Any, Any], repeats: int) ->
             decoder.predict_proba(w)
             times.append(time.perf_counter() - t0)
         ms = np.asarray(times) * 1e3
+        cost = decision_cost(decoder, data.X.shape[1:])
         out[spec.name] = {"p50_ms": float(np.percentile(ms, 50)),
-                          "p99_ms": float(np.percentile(ms, 99)), "n": repeats}
+                          "p99_ms": float(np.percentile(ms, 99)), "n": repeats,
+                          "energy_per_decision_uj": cost.get("energy_per_decision_uj")}
     return out
 
 
@@ -162,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()} "
           "(GPU training throughput: benchmarks/snn_gpu.py)")
     datasets = ["eegbci", "ssvepexo"] if args.dataset == "all" else [args.dataset]
-    protocols = args.protocols.split(",")
+    protocols = [p for p in args.protocols.split(",") if p]  # "" = latency only
     all_rows: list[dict[str, Any]] = []
     summaries = []
     t_start = time.perf_counter()
@@ -222,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"-- single-window predict_proba on CPU ({args.latency_repeats} windows, "
                   f"fitted on subject {subjects[0]}):")
             for name, v in lat.items():
-                print(f"   {name:>22}: p50 {v['p50_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms")
+                print(f"   {name:>22}: p50 {v['p50_ms']:.2f} ms  p99 {v['p99_ms']:.2f} ms  "
+                      f"energy/decision {v['energy_per_decision_uj']:.3g} µJ")
             ratio = lat[ann.name]["p50_ms"] / lat[snn.name]["p50_ms"]
             print(f"   snn p50 is {ratio:.2f}× the ShallowConvNet's speed "
                   f"(>1: faster); target p99 <= 30 ms: "
