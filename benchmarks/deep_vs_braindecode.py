@@ -205,7 +205,12 @@ def run_dataset(dataset: str, task: str, subjects: list[int], spec: Any, args: A
                                               if hasattr(decoder, "n_threads_") else 1)
                 times[side] += time.perf_counter() - t0
                 cpu[side] += time.process_time() - c0
-                scores[side].append(fold_metrics(d.y[te], proba, classes)[metric])
+                # Both sides order columns by the sorted training labels; the metrics
+                # want the task's class order (SSVEPExo lists "rest" first).
+                full = np.zeros((len(te), len(classes)))
+                for j, c in enumerate(np.unique(d.y[tr])):
+                    full[:, classes.index(str(c))] = proba[:, j]
+                scores[side].append(fold_metrics(d.y[te], full, classes)[metric])
         print(f"  {dataset} subject {s}: ours {np.mean(scores['ours'][-args.n_folds:]):.3f} "
               f"plain {np.mean(scores['plain'][-args.n_folds:]):.3f}", flush=True)
     diff = np.abs(np.asarray(scores["ours"]) - np.asarray(scores["plain"]))
