@@ -64,11 +64,26 @@ def _run(artifact, source, *, drain_s: float = 10.0, stall_timeout: float = 0.5,
 def test_stream_disappears_then_returns_with_a_new_uid(s007_artifact, r04, faulty_source,
                                                        stream_name, tmp_path):
     data, names = r04
-    # 50 s of EEG at 10x; the amplifier app is gone for 1 s after sample 1600, then
-    # streams for 3 s more.
-    source = faulty_source(stream_name, data[:8000], 160.0, names, speed=SPEED,
+    # 100 s of EEG at 10x; the amplifier app is gone for 1 s after sample 1600, then
+    # streams for 8 s more: time for the inlet to give the old stream up and resolve the
+    # new one even on a loaded machine.
+    source = faulty_source(stream_name, data[:16000], 160.0, names, speed=SPEED,
                            outages={1600: 1.0})
-    session, summary, decisions = _run(s007_artifact, source, record=tmp_path / "s")
+    # On a loaded machine the reconnection can come after the source has finished: wait
+    # for it, then for the resumed stream to be drained.
+    seen = {"n": -1, "t": time.perf_counter()}
+
+    def reconnected_and_drained(session) -> bool:
+        if not session.events.events("reconnected"):
+            return False
+        n = session.inlet.n_samples
+        if n != seen["n"]:
+            seen["n"], seen["t"] = n, time.perf_counter()
+        caught_up = session.loop.cursor >= session.inlet.ring.total
+        return caught_up and time.perf_counter() - seen["t"] > 0.5
+
+    session, summary, decisions = _run(s007_artifact, source, record=tmp_path / "s",
+                                       until=reconnected_and_drained)
     lost = session.events.events("stream_lost")
     back = session.events.events("reconnected")
     assert len(lost) == 1 and len(back) == 1
