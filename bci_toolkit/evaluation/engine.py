@@ -106,9 +106,6 @@ def fit_and_score(spec: PipelineSpec, train: EpochsData, test: EpochsData,
     """Fit a fresh decoder on ``train`` and score it on ``test``."""
     decoder = make_decoder(spec.decoder, _context(train, spec, classes, seed))
     t0 = time.perf_counter()
-    # Cross-subject training pools subjects without per-subject groups on purpose: a
-    # decoder that aligned each training subject to itself would see the unseen subject
-    # through the pooled reference instead (measured: worse than one pooled alignment).
     decoder.fit(train.X, train.y)
     t1 = time.perf_counter()
     proba = decoder.predict_proba(test.X)
@@ -262,6 +259,9 @@ def _cross_subject_job(config: EvaluationConfig, held_out: int,
         train = _concat(others)
         test = data[held_out][key]
         check_trainable(train.y, f"{config.dataset} cross-subject training without {held_out}")
+        # No per-subject groups on purpose: a decoder that aligned each training subject
+        # to itself would see the unseen subject through the pooled reference instead
+        # (measured: worse than one pooled alignment).
         fold = fit_and_score(spec, train, test, classes, config.seed)
         rows.append(_row(config, spec, held_out, "all", [fold], test.y, classes, test,
                          n_train=len(train.y)))

@@ -31,8 +31,12 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from bci_toolkit.decoders.alignment import ALIGNMENTS as _ALIGNMENTS
-from bci_toolkit.decoders.alignment import align_groups, apply_alignment, euclidean_reference
+from bci_toolkit.decoders.alignment import (
+    align_groups,
+    apply_alignment,
+    check_alignment,
+    euclidean_reference,
+)
 from bci_toolkit.decoders.base import EpochClassifier
 from bci_toolkit.decoders.deep import _runtime
 from bci_toolkit.decoders.deep.augment import build_transforms, check_augmentation
@@ -158,9 +162,7 @@ class DeepEpochClassifier(EpochClassifier):
         if getattr(self, "live_runtime", "torch") not in _LIVE_RUNTIMES:
             raise ValueError(f"live_runtime must be one of {list(_LIVE_RUNTIMES)}, got "
                              f"{self.live_runtime!r}")
-        if self.alignment not in _ALIGNMENTS:
-            raise ValueError(f"alignment must be one of {list(_ALIGNMENTS)}, got "
-                             f"{self.alignment!r}")
+        check_alignment(self.alignment)
         if self.cropped and not self.supports_cropped:
             raise ValueError(f"{type(self).__name__} does not support cropped decoding")
         check_augmentation(self.augmentation, self.augmentation_prob)
@@ -490,6 +492,7 @@ class DeepEpochClassifier(EpochClassifier):
         # own thread pool (a multithreaded numpy matmul per window stalls on busy CPUs).
         inv_scale = 1.0 / self.scaler_scale_
         self._onnx_ = _OnnxCache()  # built on the first live window (live_runtime="onnx")
+        self._onnx_input_ = np.zeros(shape, dtype=np.float32)
         self._offset_ = torch.from_numpy((self.scaler_mean_ * inv_scale)[:, None]
                                          .astype(np.float32))
         self._affine_ = torch.from_numpy(
@@ -546,7 +549,8 @@ class DeepEpochClassifier(EpochClassifier):
             from bci_toolkit.decoders.deep.export import onnx_session
 
             self._onnx_.session = onnx_session(self, n_threads=self.n_threads_)
-        x = np.ascontiguousarray(w, dtype=np.float32)[None]
+        x = self._onnx_input_
+        np.copyto(x[0], w, casting="same_kind")
         if not np.isfinite(x).all():
             raise ValueError(f"{type(self).__name__}: window contains NaN or Inf")
         return self._onnx_.session.run(["proba"], {"eeg": x})[0][0].astype(np.float64)

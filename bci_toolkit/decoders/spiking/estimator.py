@@ -127,7 +127,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, sfreq: float = 160.0, n_chans: int | None = None,
                  n_outputs: int | None = None, n_times: int | None = None,
-                 alignment: str = "none", trial_norm: bool = False, encoding: str = "delta", delta_threshold: float = 0.5,
+                 alignment: str = "none", trial_norm: bool = False,
+                 encoding: str = "delta", delta_threshold: float = 0.5,
                  polarity: str = "signed", n_filters: int = 16, n_filters2: int = 0,
                  depthwise: bool = False, kernel1_s: float = 0.0,
                  pool_s: float = 0.2, pool_stride_s: float = 0.05, tau1_s: float = 0.05,
