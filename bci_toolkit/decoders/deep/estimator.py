@@ -9,7 +9,9 @@ Training recipe (``fit``)
 1. Per-channel standardisation: mean and standard deviation of each channel over the
    training trials (and time) are learned in ``fit`` and stored with the model.
 2. Inner validation split: a stratified ``valid_fraction`` of the *training* trials,
-   seeded by ``random_state``; test trials are never seen.
+   seeded by ``random_state``; test trials are never seen. When subjects are pooled
+   (``groups``), whole subjects are held out instead, or, with
+   ``pooled_early_stopping=False``, none: every subject trains for ``max_epochs``.
 3. AdamW, cosine learning-rate annealing over ``max_epochs``, early stopping on the
    validation loss with ``patience`` epochs once ``min_epochs`` have passed, best weights
    (among epochs after the warm-up) restored at the end.
@@ -156,6 +158,9 @@ class DeepEpochClassifier(EpochClassifier):
                              f"{self.patience!r}")
         if not 0.0 <= float(self.valid_fraction) < 1.0:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
+        if not isinstance(getattr(self, "pooled_early_stopping", True), (bool, np.bool_)):
+            raise ValueError(f"pooled_early_stopping must be True or False, got "
+                             f"{self.pooled_early_stopping!r}")
         if self.lr_schedule not in _LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {list(_LR_SCHEDULES)}, got "
                              f"{self.lr_schedule!r}")
@@ -241,9 +246,11 @@ class DeepEpochClassifier(EpochClassifier):
                 _runtime.seeded(self.random_state, torch.device(self.device_)):
             module = self.build_module(X.shape[1], len(classes), X.shape[2], ch_names,
                                        self.sfreq_)
+            pooled = groups is not None and len(np.unique(np.asarray(groups))) > 1
             return self._train(X, y, lr=float(self.lr), max_epochs=int(self.max_epochs),
                                module=module, seeded=True, groups=groups,
-                               split_groups=groups)
+                               split_groups=groups,
+                               validate=bool(self.pooled_early_stopping) or not pooled)
 
     def fine_tune(self, X: Any, y: Any, *, groups: Any = None, lr: float | None = None,
                   max_epochs: int | None = None, refit_scaler: bool = True
@@ -374,19 +381,20 @@ class DeepEpochClassifier(EpochClassifier):
 
     def _train(self, X: np.ndarray, y: np.ndarray, *, lr: float, max_epochs: int,
                module: torch.nn.Module | None = None, refit_scaler: bool = True,
-               seeded: bool = False, groups: Any = None, split_groups: Any = None
-               ) -> DeepEpochClassifier:
+               seeded: bool = False, groups: Any = None, split_groups: Any = None,
+               validate: bool = True) -> DeepEpochClassifier:
         """Normalise, split, and run the braindecode training loop on ``module``.
 
         ``groups`` get one alignment reference each; ``split_groups`` are held out whole
-        for early stopping (see :meth:`_inner_split`).
+        for early stopping (see :meth:`_inner_split`); ``validate=False`` trains on every
+        trial for ``max_epochs``.
         """
         if not seeded:
             with _runtime.torch_threads(self.n_threads_), \
                     _runtime.seeded(self.random_state, torch.device(self.device_)):
                 return self._train(X, y, lr=lr, max_epochs=max_epochs, module=module,
                                    refit_scaler=refit_scaler, seeded=True, groups=groups,
-                                   split_groups=split_groups)
+                                   split_groups=split_groups, validate=validate)
         if refit_scaler:
             if self.alignment == "euclidean":
                 self.alignment_ = euclidean_reference(X)
@@ -403,7 +411,8 @@ class DeepEpochClassifier(EpochClassifier):
             module = self.module_
         self.receptive_field_ = (receptive_field(module, X.shape[1], self.n_times_)
                                  if self.cropped else self.n_times_)
-        train, valid = self._inner_split(y_int, split_groups)
+        train, valid = (self._inner_split(y_int, split_groups) if validate
+                        else (np.arange(len(y_int)), None))
         net = self._make_net(module, n_train=len(train), lr=lr, max_epochs=max_epochs,
                              valid=None if valid is None else (Xs[valid], y_int[valid]))
         with warnings.catch_warnings():

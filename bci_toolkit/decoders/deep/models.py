@@ -38,6 +38,13 @@ _COMMON_DOC = """
         ``start_from_epoch``): the weights of an untrained network are never restored.
     valid_fraction : float
         Stratified share of the training trials held out for early stopping (``0``: none).
+    pooled_early_stopping : bool
+        Whether early stopping is used when ``fit`` pools subjects (``groups`` given; it
+        then holds out whole subjects). ``False`` trains on every subject for
+        ``max_epochs`` under the learning-rate schedule, as braindecode's cross-subject
+        examples do: with a handful of subjects, the loss of the one or two held out
+        tracks how decodable those people are more than how well the model transfers.
+        Fine-tuning and single-subject fits are not affected.
     alignment : {"none", "euclidean"}
         ``"euclidean"``: whiten trials by the inverse square root of their mean spatial
         covariance before standardisation (Euclidean alignment, He & Wu 2020); per
@@ -102,7 +109,7 @@ class ShallowConvNet(DeepEpochClassifier):
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 15, min_epochs: int = 10,
-                 valid_fraction: float = 0.2,
+                 valid_fraction: float = 0.2, pooled_early_stopping: bool = True,
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
@@ -131,6 +138,7 @@ class ShallowConvNet(DeepEpochClassifier):
         self.patience = patience
         self.min_epochs = min_epochs
         self.valid_fraction = valid_fraction
+        self.pooled_early_stopping = pooled_early_stopping
         self.alignment = alignment
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
@@ -193,7 +201,7 @@ class Deep4(DeepEpochClassifier):
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 5e-4, lr_schedule: str = "cosine",
                  patience: int | None = 15, min_epochs: int = 10,
-                 valid_fraction: float = 0.2,
+                 valid_fraction: float = 0.2, pooled_early_stopping: bool = True,
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
@@ -227,6 +235,7 @@ class Deep4(DeepEpochClassifier):
         self.patience = patience
         self.min_epochs = min_epochs
         self.valid_fraction = valid_fraction
+        self.pooled_early_stopping = pooled_early_stopping
         self.alignment = alignment
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
@@ -274,7 +283,7 @@ class EEGNet(DeepEpochClassifier):
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 15, min_epochs: int = 10,
-                 valid_fraction: float = 0.2,
+                 valid_fraction: float = 0.2, pooled_early_stopping: bool = True,
                  alignment: str = "none",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
@@ -304,6 +313,7 @@ class EEGNet(DeepEpochClassifier):
         self.patience = patience
         self.min_epochs = min_epochs
         self.valid_fraction = valid_fraction
+        self.pooled_early_stopping = pooled_early_stopping
         self.alignment = alignment
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
