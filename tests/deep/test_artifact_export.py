@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -247,3 +248,30 @@ def test_onnx_live_runtime_matches_torch_and_copies_cleanly(fitted, epochs, name
         dec.predict_proba_single(np.full((8, 256), np.nan))
     with pytest.raises(ValueError, match="live_runtime must be one of"):
         copy.deepcopy(fitted[name]).set_params(live_runtime="tensorrt").fit(X[:16], y[:16])
+
+
+def test_pooled_alignment_scope_aligns_pooled_fits_and_their_fine_tuned_copies(make,
+                                                                               make_epochs):
+    Xa, ya = make_epochs(n_trials=24, seed=1)
+    Xb, yb = make_epochs(n_trials=24, seed=2)
+    X, y = np.concatenate([Xa, Xb * 3.0]), np.concatenate([ya, yb])
+    groups = np.repeat([1, 2], 24)
+    scoped = {"alignment": "euclidean", "alignment_scope": "pooled"}
+    # One subject from scratch: not aligned, the same network as without alignment.
+    single = make("EEGNet", **scoped).fit(Xa, ya)
+    assert single.alignment_ is None
+    np.testing.assert_array_equal(single.predict_proba(Xa),
+                                  make("EEGNet").fit(Xa, ya).predict_proba(Xa))
+    # Pooled subjects: aligned, and fine-tuning re-estimates the reference on new trials.
+    pooled = make("EEGNet", **scoped).fit(X, y, groups=groups)
+    assert pooled.alignment_ is not None
+    Xc, yc = make_epochs(n_trials=24, seed=3)
+    tuned = copy.deepcopy(pooled).fine_tune(Xc * 0.5, yc, max_epochs=2)
+    R = tuned.alignment_  # whitens the new subject's trials
+    Z = np.einsum("cd,ndt->nct", R, Xc * 0.5)
+    cov = np.einsum("nct,ndt->cd", Z, Z) / (Z.shape[0] * Z.shape[2])
+    np.testing.assert_allclose(cov, np.eye(8), atol=1e-6)
+    # A model trained unaligned stays unaligned when fine-tuned.
+    assert copy.deepcopy(single).fine_tune(Xc, yc, max_epochs=2).alignment_ is None
+    with pytest.raises(ValueError, match="alignment_scope must be one of"):
+        make("EEGNet", alignment_scope="sometimes").fit(Xa, ya)

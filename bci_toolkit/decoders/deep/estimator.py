@@ -48,6 +48,7 @@ _WEIGHTS_FILE = "model.safetensors"
 _PREDICT_CHUNK = 256
 _LR_SCHEDULES = ("cosine", "constant")
 _LIVE_RUNTIMES = ("torch", "onnx")
+_ALIGNMENT_SCOPES = ("always", "pooled")
 
 
 class DeepEpochClassifier(EpochClassifier):
@@ -161,6 +162,9 @@ class DeepEpochClassifier(EpochClassifier):
         if not isinstance(getattr(self, "pooled_early_stopping", True), (bool, np.bool_)):
             raise ValueError(f"pooled_early_stopping must be True or False, got "
                              f"{self.pooled_early_stopping!r}")
+        if getattr(self, "alignment_scope", "always") not in _ALIGNMENT_SCOPES:
+            raise ValueError(f"alignment_scope must be one of {list(_ALIGNMENT_SCOPES)}, got "
+                             f"{self.alignment_scope!r}")
         if self.lr_schedule not in _LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {list(_LR_SCHEDULES)}, got "
                              f"{self.lr_schedule!r}")
@@ -247,9 +251,11 @@ class DeepEpochClassifier(EpochClassifier):
             module = self.build_module(X.shape[1], len(classes), X.shape[2], ch_names,
                                        self.sfreq_)
             pooled = groups is not None and len(np.unique(np.asarray(groups))) > 1
+            align = self.alignment == "euclidean" and (
+                getattr(self, "alignment_scope", "always") == "always" or pooled)
             return self._train(X, y, lr=float(self.lr), max_epochs=int(self.max_epochs),
                                module=module, seeded=True, groups=groups,
-                               split_groups=groups,
+                               split_groups=groups, align=align,
                                validate=bool(self.pooled_early_stopping) or not pooled)
 
     def fine_tune(self, X: Any, y: Any, *, groups: Any = None, lr: float | None = None,
@@ -382,21 +388,26 @@ class DeepEpochClassifier(EpochClassifier):
     def _train(self, X: np.ndarray, y: np.ndarray, *, lr: float, max_epochs: int,
                module: torch.nn.Module | None = None, refit_scaler: bool = True,
                seeded: bool = False, groups: Any = None, split_groups: Any = None,
-               validate: bool = True) -> DeepEpochClassifier:
+               validate: bool = True, align: bool | None = None) -> DeepEpochClassifier:
         """Normalise, split, and run the braindecode training loop on ``module``.
 
         ``groups`` get one alignment reference each; ``split_groups`` are held out whole
         for early stopping (see :meth:`_inner_split`); ``validate=False`` trains on every
-        trial for ``max_epochs``.
+        trial for ``max_epochs``. ``align`` says whether to (re-)learn Euclidean alignment;
+        by default a model keeps doing what it was trained with, so fine-tuning re-aligns
+        exactly the models whose network saw aligned trials.
         """
         if not seeded:
             with _runtime.torch_threads(self.n_threads_), \
                     _runtime.seeded(self.random_state, torch.device(self.device_)):
                 return self._train(X, y, lr=lr, max_epochs=max_epochs, module=module,
                                    refit_scaler=refit_scaler, seeded=True, groups=groups,
-                                   split_groups=split_groups, validate=validate)
+                                   split_groups=split_groups, validate=validate,
+                                   align=align)
+        if align is None:
+            align = getattr(self, "alignment_", None) is not None
         if refit_scaler:
-            if self.alignment == "euclidean":
+            if align:
                 self.alignment_ = euclidean_reference(X)
                 X = align_groups(X, groups) if groups is not None else apply_alignment(
                     self.alignment_, X)

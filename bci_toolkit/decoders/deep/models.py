@@ -49,6 +49,12 @@ _COMMON_DOC = """
         ``"euclidean"``: whiten trials by the inverse square root of their mean spatial
         covariance before standardisation (Euclidean alignment, He & Wu 2020); per
         subject when ``fit`` gets ``groups``. Helps cross-subject transfer.
+    alignment_scope : {"always", "pooled"}
+        ``"pooled"`` aligns only fits that pool subjects (``groups`` given) and the
+        fine-tuned copies of such models; a single-subject fit from scratch is not
+        aligned. For models (EEGNet) that transfer better aligned but learn one subject
+        worse from aligned trials. Fine-tuning always keeps what the model was trained
+        with.
     augmentation : str | list of str | None
         Names from :data:`bci_toolkit.decoders.deep.augment.AUGMENTATIONS`.
     augmentation_prob : float
@@ -110,7 +116,7 @@ class ShallowConvNet(DeepEpochClassifier):
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 15, min_epochs: int = 10,
                  valid_fraction: float = 0.2, pooled_early_stopping: bool = True,
-                 alignment: str = "none",
+                 alignment: str = "none", alignment_scope: str = "always",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
                  live_runtime: str = "torch",
@@ -140,6 +146,7 @@ class ShallowConvNet(DeepEpochClassifier):
         self.valid_fraction = valid_fraction
         self.pooled_early_stopping = pooled_early_stopping
         self.alignment = alignment
+        self.alignment_scope = alignment_scope
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
         self.device = device
@@ -202,7 +209,7 @@ class Deep4(DeepEpochClassifier):
                  weight_decay: float = 5e-4, lr_schedule: str = "cosine",
                  patience: int | None = 15, min_epochs: int = 10,
                  valid_fraction: float = 0.2, pooled_early_stopping: bool = True,
-                 alignment: str = "none",
+                 alignment: str = "none", alignment_scope: str = "always",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
                  live_runtime: str = "torch",
@@ -237,6 +244,7 @@ class Deep4(DeepEpochClassifier):
         self.valid_fraction = valid_fraction
         self.pooled_early_stopping = pooled_early_stopping
         self.alignment = alignment
+        self.alignment_scope = alignment_scope
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
         self.device = device
@@ -284,7 +292,7 @@ class EEGNet(DeepEpochClassifier):
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
                  patience: int | None = 15, min_epochs: int = 10,
                  valid_fraction: float = 0.2, pooled_early_stopping: bool = True,
-                 alignment: str = "none",
+                 alignment: str = "none", alignment_scope: str = "always",
                  augmentation: str | list[str] | None = None, augmentation_prob: float = 0.5,
                  device: str = "auto", n_threads: int | None = None,
                  live_runtime: str = "torch",
@@ -315,6 +323,7 @@ class EEGNet(DeepEpochClassifier):
         self.valid_fraction = valid_fraction
         self.pooled_early_stopping = pooled_early_stopping
         self.alignment = alignment
+        self.alignment_scope = alignment_scope
         self.augmentation = augmentation
         self.augmentation_prob = augmentation_prob
         self.device = device
