@@ -225,11 +225,11 @@ def test_early_stopping_holds_out_whole_groups_when_given(make):
     assert len(valid) == 12 and np.bincount(y[valid]).tolist() == [6, 6]
 
 
-def test_pooled_fit_without_early_stopping_trains_every_subject_for_max_epochs(make, epochs):
+def test_pooled_fit_trains_every_subject_for_max_epochs_by_default(make, epochs):
     X, y = epochs
     groups = np.repeat(np.arange(4), len(y) // 4 + 1)[: len(y)]  # four "subjects"
-    pooled = make("EEGNet", max_epochs=6, patience=2, min_epochs=1,
-                  pooled_early_stopping=False).fit(X, y, groups=groups)
+    pooled = make("EEGNet", max_epochs=6, patience=2, min_epochs=1).fit(X, y,
+                                                                   groups=groups)
     # No validation split: every trial trains, for the whole budget, nothing restored.
     assert pooled.n_epochs_ == 6 and pooled.best_epoch_ is None
     assert all("valid_loss" not in h for h in pooled.history_)
@@ -239,5 +239,9 @@ def test_pooled_fit_without_early_stopping_trains_every_subject_for_max_epochs(m
     assert all("valid_loss" in h for h in single.history_)
     pooled.fine_tune(X, y, max_epochs=3)
     assert all("valid_loss" in h for h in pooled.history_[6:])
+    # Opting in holds out whole subjects for early stopping.
+    held = make("EEGNet", max_epochs=6, patience=2, min_epochs=1,
+                pooled_early_stopping=True).fit(X, y, groups=groups)
+    assert all("valid_loss" in h for h in held.history_)
     with pytest.raises(ValueError, match="pooled_early_stopping must be True or False"):
         make("EEGNet", pooled_early_stopping="no").fit(X, y)

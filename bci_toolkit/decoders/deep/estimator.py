@@ -10,8 +10,8 @@ Training recipe (``fit``)
    training trials (and time) are learned in ``fit`` and stored with the model.
 2. Inner validation split: a stratified ``valid_fraction`` of the *training* trials,
    seeded by ``random_state``; test trials are never seen. When subjects are pooled
-   (``groups``), whole subjects are held out instead, or, with
-   ``pooled_early_stopping=False``, none: every subject trains for ``max_epochs``.
+   (``groups``), none by default: every subject trains for ``max_epochs``
+   (``pooled_early_stopping=True`` holds out whole subjects instead).
 3. AdamW, cosine learning-rate annealing over ``max_epochs``, early stopping on the
    validation loss with ``patience`` epochs once ``min_epochs`` have passed, best weights
    (among epochs after the warm-up) restored at the end.
