@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,3 +37,29 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
+
+
+def read_results(paths: list[str]) -> list[Any]:
+    """The JSON documents of ``paths`` (written by :func:`results_writer`), in order."""
+    from bci_toolkit.privacy import PrivacyPolicy, read_bytes
+
+    policy = PrivacyPolicy.from_env()
+    return [json.loads(read_bytes(path, policy)) for path in paths]
+
+
+def results_writer(path: str | None) -> Callable[[Any], None] | None:
+    """A function that (re)writes ``path`` with a JSON document, or None without a path.
+
+    Goes through the privacy policy like every other write of the toolkit, so results
+    are encrypted when ``BCI_KEYSET`` asks for it.
+    """
+    if not path:
+        return None
+    from bci_toolkit.privacy import PrivacyPolicy, write_text
+
+    policy = PrivacyPolicy.from_env()
+
+    def save(document: Any) -> None:
+        write_text(path, json.dumps(document, indent=1), policy)
+
+    return save

@@ -33,6 +33,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import read_results, results_writer  # noqa: E402
+
 warnings.simplefilter("ignore", FutureWarning)
 
 # MOABB 2024 benchmark, PhysionetMI left vs right hand, within-session (likely ROC-AUC×100;
@@ -119,17 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", nargs="+", default=None,
                         help="print one table from JSON files written by --out")
     args = parser.parse_args(argv)
-
-    from bci_toolkit.privacy import PrivacyPolicy, read_bytes, write_text
-
-    policy = PrivacyPolicy.from_env()
     if args.merge:
-        rows = [r for path in args.merge for r in json.loads(read_bytes(path, policy))]
+        rows = [r for part in read_results(args.merge) for r in part]
     else:
-        def save(rows: list[dict[str, Any]]) -> None:
-            write_text(args.out, json.dumps(rows, indent=1), policy)
-
-        rows = run(args, save if args.out else None)
+        rows = run(args, results_writer(args.out))
     print()
     print(table(rows))
     return 0

@@ -35,6 +35,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import read_results, results_writer  # noqa: E402
+
 warnings.simplefilter("ignore", FutureWarning)
 
 DEFAULT_VARIANTS = json.dumps([
@@ -47,16 +50,7 @@ DEFAULT_VARIANTS = json.dumps([
 
 
 def _realigned(model: Any, X: np.ndarray) -> Any:
-    from bci_toolkit.decoders.alignment import apply_alignment, euclidean_reference
-    from bci_toolkit.decoders.deep.estimator import channel_stats
-
-    out = copy.deepcopy(model)
-    if out.alignment_ is not None:
-        out.alignment_ = euclidean_reference(X)
-        X = apply_alignment(out.alignment_, X)
-    out.scaler_mean_, out.scaler_scale_ = channel_stats(X)
-    out._prepare_inference()
-    return out
+    return copy.deepcopy(model).adapt_normalisation(X)
 
 
 def _adapted(model: Any, variant: dict[str, Any], train: Any) -> Any:
@@ -148,19 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--merge", nargs="+", default=None)
     args = parser.parse_args(argv)
-
-    from bci_toolkit.privacy import PrivacyPolicy, read_bytes, write_text
-
-    policy = PrivacyPolicy.from_env()
     if args.merge:
         results: dict[str, dict[str, float]] = {}
-        for path in args.merge:
-            results.update(json.loads(read_bytes(path, policy)))
+        for part in read_results(args.merge):
+            results.update(part)
     else:
-        def save(res: dict[str, dict[str, float]]) -> None:
-            write_text(args.out, json.dumps(res, indent=1), policy)
-
-        results = run(args, save if args.out else None)
+        results = run(args, results_writer(args.out))
     print()
     print(table(results))
     return 0

@@ -275,3 +275,22 @@ def test_pooled_alignment_scope_aligns_pooled_fits_and_their_fine_tuned_copies(m
     assert copy.deepcopy(single).fine_tune(Xc, yc, max_epochs=2).alignment_ is None
     with pytest.raises(ValueError, match="alignment_scope must be one of"):
         make("EEGNet", alignment_scope="sometimes").fit(Xa, ya)
+
+
+@pytest.mark.parametrize("alignment", ["none", "euclidean"])
+def test_adapt_normalisation_undoes_a_change_of_scale_without_labels(make, epochs, alignment):
+    X, y = epochs
+    dec = make("EEGNet", alignment=alignment, live_runtime="onnx").fit(X, y)
+    before = dec.predict_proba(X)
+    dec.predict_proba_single(X[0])  # builds the ONNX session of the old normalisation
+    # A new "subject" three times louder: re-learning the normalisation on its unlabelled
+    # trials maps them onto what the unchanged network was trained on.
+    adapted = copy.deepcopy(dec).adapt_normalisation(X * 3.0)
+    np.testing.assert_allclose(adapted.predict_proba(X * 3.0), before, atol=1e-5)
+    assert (adapted.alignment_ is None) == (alignment == "none")
+    np.testing.assert_allclose(adapted.predict_proba_single(X[0] * 3.0), before[0], atol=1e-5)
+    # In place too: the live path must not keep the session built for the old scale.
+    dec.adapt_normalisation(X * 3.0)
+    np.testing.assert_allclose(dec.predict_proba_single(X[0] * 3.0), before[0], atol=1e-5)
+    with pytest.raises(ValueError):
+        dec.adapt_normalisation(X[:, :4])

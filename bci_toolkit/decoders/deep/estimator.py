@@ -159,10 +159,10 @@ class DeepEpochClassifier(EpochClassifier):
                              f"{self.patience!r}")
         if not 0.0 <= float(self.valid_fraction) < 1.0:
             raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
-        if not isinstance(getattr(self, "pooled_early_stopping", True), (bool, np.bool_)):
+        if not isinstance(self.pooled_early_stopping, (bool, np.bool_)):
             raise ValueError(f"pooled_early_stopping must be True or False, got "
                              f"{self.pooled_early_stopping!r}")
-        if getattr(self, "alignment_scope", "always") not in _ALIGNMENT_SCOPES:
+        if self.alignment_scope not in _ALIGNMENT_SCOPES:
             raise ValueError(f"alignment_scope must be one of {list(_ALIGNMENT_SCOPES)}, got "
                              f"{self.alignment_scope!r}")
         if self.lr_schedule not in _LR_SCHEDULES:
@@ -252,7 +252,7 @@ class DeepEpochClassifier(EpochClassifier):
                                        self.sfreq_)
             pooled = groups is not None and len(np.unique(np.asarray(groups))) > 1
             align = self.alignment == "euclidean" and (
-                getattr(self, "alignment_scope", "always") == "always" or pooled)
+                self.alignment_scope == "always" or pooled)
             return self._train(X, y, lr=float(self.lr), max_epochs=int(self.max_epochs),
                                module=module, seeded=True, groups=groups,
                                split_groups=groups, align=align,
@@ -295,6 +295,42 @@ class DeepEpochClassifier(EpochClassifier):
             X, y, lr=float(lr) if lr is not None else self._finetune_lr(),
             max_epochs=int(max_epochs) if max_epochs is not None else self._finetune_epochs(),
             refit_scaler=refit_scaler, split_groups=groups)
+
+    def adapt_normalisation(self, X: Any) -> DeepEpochClassifier:
+        """Re-learn the input normalisation on unlabelled trials; the network is unchanged.
+
+        The label-free part of :meth:`fine_tune`: Euclidean alignment (for a model whose
+        network was trained on aligned trials) and per-channel standardisation are
+        re-estimated on ``X``, e.g. a new subject's first trials or a rest block before a
+        live session, which brings the signals to the scale and spatial covariance the
+        network was trained on.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_trials, n_channels, n_times)
+
+        Returns
+        -------
+        self
+        """
+        check_is_fitted(self, "module_")
+        X = self._check_X(X)
+        self._check_shape(X, self.n_features_in_, self.n_times_, "X")
+        self._learn_normalisation(X, align=self.alignment_ is not None)
+        self._prepare_inference()
+        return self
+
+    def _learn_normalisation(self, X: np.ndarray, *, align: bool,
+                             groups: Any = None) -> np.ndarray:
+        """Fit alignment (per group when given) and standardisation; return X aligned."""
+        if align:
+            self.alignment_ = euclidean_reference(X)
+            X = align_groups(X, groups) if groups is not None else apply_alignment(
+                self.alignment_, X)
+        else:
+            self.alignment_ = None
+        self.scaler_mean_, self.scaler_scale_ = channel_stats(X)
+        return X
 
     def _finetune_lr(self) -> float:
         return float(self.finetune_lr) if self.finetune_lr is not None else float(self.lr) / 10
@@ -407,13 +443,7 @@ class DeepEpochClassifier(EpochClassifier):
         if align is None:
             align = getattr(self, "alignment_", None) is not None
         if refit_scaler:
-            if align:
-                self.alignment_ = euclidean_reference(X)
-                X = align_groups(X, groups) if groups is not None else apply_alignment(
-                    self.alignment_, X)
-            else:
-                self.alignment_ = None
-            self.scaler_mean_, self.scaler_scale_ = channel_stats(X)
+            X = self._learn_normalisation(X, align=align, groups=groups)
         elif self.alignment_ is not None:
             X = apply_alignment(self.alignment_, X)
         Xs = standardise(X, self.scaler_mean_, self.scaler_scale_)
