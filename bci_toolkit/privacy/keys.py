@@ -40,6 +40,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from bci_toolkit.errors import PrivacyError
+from bci_toolkit.privacy.keyset_checks import (
+    check_envelope,
+    check_salt,
+    check_scrypt_params,
+    kms_uri,
+    parse_sealed_keys,
+    read_keyset_json,
+    scrypt_params,
+)
 
 KEYSET_FORMAT = "bci-keyset"
 KEYSET_VERSION = 1
@@ -51,6 +60,7 @@ PASSPHRASE_ENV = "BCI_MASTER_PASSPHRASE"
 SCRYPT_N = 1 << 17
 SCRYPT_R = 8
 SCRYPT_P = 1
+MAX_MASTER_KEY_FILE = 1024
 
 
 def fmt_key_id(key_id: int) -> str:
@@ -149,13 +159,11 @@ class Keyset:
         }).encode()
 
     @classmethod
-    def _from_json(cls, data: bytes) -> Keyset:
-        obj = json.loads(data)
-        keys = tuple(
-            StreamingKey(key_id=int(k["key_id"]), created=str(k["created"]), status=str(k["status"]),
-                         _material=base64.b64decode(k["material"]))
-            for k in obj["keys"])
-        return cls(primary_key_id=int(obj["primary_key_id"]), keys=keys)
+    def _from_json(cls, data: bytes, where: str = "keyset") -> Keyset:
+        primary, keys = parse_sealed_keys(data, where, KEY_TYPE)
+        return cls(primary_key_id=primary, keys=tuple(
+            StreamingKey(key_id=k["key_id"], created=k["created"], status=k["status"],
+                         _material=k["material"]) for k in keys))
 
 
 # --------------------------------------------------------------------------- master keys
@@ -254,18 +262,30 @@ class MasterKey:
     def from_file(cls, path: str | os.PathLike) -> MasterKey:
         """A master key read from a file holding base64 text."""
         try:
-            text = Path(path).read_text()
+            # 44 characters of base64; a bounded read also ends on /dev/zero or a huge file.
+            with Path(path).open("rb") as fh:
+                raw = fh.read(MAX_MASTER_KEY_FILE + 1)
+            text = raw.decode("ascii")
         except (OSError, UnicodeDecodeError) as exc:
             raise PrivacyError(f"cannot read master key file {path}: {type(exc).__name__}") from None
+        if len(raw) > MAX_MASTER_KEY_FILE:
+            raise PrivacyError(f"master key file {path} is over {MAX_MASTER_KEY_FILE} bytes; "
+                               "expected 32 bytes of base64")
         return cls.from_text(text, f"file {path}")
 
     @classmethod
     def from_passphrase(cls, passphrase: str, salt: bytes | None = None, *, n: int = SCRYPT_N,
                         r: int = SCRYPT_R, p: int = SCRYPT_P) -> MasterKey:
-        """A master key stretched from ``passphrase`` with scrypt."""
+        """A master key stretched from ``passphrase`` with scrypt.
+
+        ``n``, ``r``, ``p`` and the salt's length are bounded (see
+        :mod:`bci_toolkit.privacy.keyset_checks`) so that no keyset needs more than 1 GiB
+        and a few seconds to open.
+        """
         if not passphrase:
             raise PrivacyError("empty passphrase")
-        salt = secrets.token_bytes(16) if salt is None else salt
+        n, r, p = check_scrypt_params(n, r, p)
+        salt = secrets.token_bytes(16) if salt is None else check_salt(salt)
         key = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
         desc = {"kind": "scrypt", "salt": base64.b64encode(salt).decode(), "n": n, "r": r, "p": p}
         return cls(desc, _LocalAead(key), "passphrase")
@@ -333,20 +353,12 @@ def keyset_to_bytes(keyset: Keyset, master: MasterKey) -> bytes:
 
 
 def read_envelope(path: str | os.PathLike) -> dict[str, Any]:
-    """The clear part of a keyset file (master kind, key ids); no key needed."""
-    try:
-        env = json.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise PrivacyError(f"keyset file not found: {path}") from None
-    except (OSError, ValueError) as exc:
-        raise PrivacyError(f"cannot read keyset {path}: {type(exc).__name__}") from None
-    if not isinstance(env, dict) or env.get("format") != KEYSET_FORMAT:
-        raise PrivacyError(f"{path} is not a bci-toolkit keyset")
-    if env.get("version") != KEYSET_VERSION:
-        raise PrivacyError(f"{path}: unsupported keyset version {env.get('version')!r}")
-    if not isinstance(env.get("master"), dict) or "encrypted_keyset" not in env:
-        raise PrivacyError(f"{path}: keyset file is incomplete")
-    return env
+    """The clear part of a keyset file (master kind, key ids); no key needed.
+
+    The file is untrusted until its sealed part opens: its size (1 MiB at most) and the
+    type and range of every clear field are checked before anything acts on them.
+    """
+    return check_envelope(read_keyset_json(path), path, KEYSET_FORMAT, KEYSET_VERSION)
 
 
 def resolve_master(envelope: Mapping[str, Any], path: str | os.PathLike, *,
@@ -368,14 +380,15 @@ def resolve_master(envelope: Mapping[str, Any], path: str | os.PathLike, *,
         phrase = passphrase if passphrase is not None else env.get(passphrase_env)
         if not phrase:
             raise PrivacyError(f"keyset {path} is sealed under a passphrase: set ${passphrase_env}")
+        # Checked before scrypt runs: the file names its own cost, and is not yet verified.
+        salt, n, r, p = scrypt_params(desc, f"keyset {path}")
         try:
-            salt = base64.b64decode(desc["salt"])
-            return MasterKey.from_passphrase(phrase, salt, n=int(desc["n"]), r=int(desc["r"]),
-                                             p=int(desc["p"]))
-        except (KeyError, ValueError, binascii.Error):
-            raise PrivacyError(f"keyset {path}: corrupt scrypt parameters") from None
+            return MasterKey.from_passphrase(phrase, salt, n=n, r=r, p=p)
+        except MemoryError:  # within the bounds, but more than this machine can spare
+            raise PrivacyError(f"keyset {path}: not enough memory for scrypt n={n}, r={r}"
+                               ) from None
     if kind == "kms":
-        return MasterKey.from_kms(str(desc.get("uri")))
+        return MasterKey.from_kms(kms_uri(desc, f"keyset {path}"))
     raise PrivacyError(f"keyset {path}: unknown master key kind {kind!r}")
 
 
@@ -390,8 +403,9 @@ def open_envelope(envelope: Mapping[str, Any], master: MasterKey, path: str | os
     except Exception as exc:  # a KMS client's own failure; its message may be long
         raise PrivacyError(f"cannot open keyset {path}: master key failed "
                            f"({type(exc).__name__})") from None
-    keyset = Keyset._from_json(data)
-    if keyset.primary_key_id != envelope.get("primary_key_id"):
+    keyset = Keyset._from_json(data, f"keyset {path}")
+    if keyset.primary_key_id != envelope.get("primary_key_id") or \
+            sorted(keyset.key_ids) != sorted(envelope.get("key_ids") or ()):
         raise PrivacyError(f"keyset {path}: clear header does not match its sealed keys")
     return keyset
 

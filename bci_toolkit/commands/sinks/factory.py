@@ -17,7 +17,23 @@ if TYPE_CHECKING:
 EXPECTED = ("'lsl', 'lsl:NAME', 'udp://HOST:PORT', 'ws://HOST:PORT', 'jsonl:PATH' or a "
             "Python callable")
 DEFAULT_HOST = "127.0.0.1"
-_WS_QUERY = {"origins": "origins", "queue": "client_queue", "max_clients": "max_clients"}
+_WS_QUERY = {"origins": "origins", "queue": "client_queue", "max_clients": "max_clients",
+             "token": "token", "token_env": "token_env", "token_file": "token_file",
+             "allow_remote": "allow_remote"}
+# An inline ?token=... must not reach messages, logs or reprs: specs are shown redacted.
+_TOKEN_IN_SPEC = re.compile(r"(?i)([?&]token=)[^&#]*")
+
+
+class _Redacted(str):
+    """A token given inline: a plain ``str`` whose ``repr`` hides it."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def redact_spec(spec: str) -> str:
+    """``spec`` with any inline ``token=`` value replaced by ``***`` (for messages, logs)."""
+    return _TOKEN_IN_SPEC.sub(r"\1***", spec) if isinstance(spec, str) else spec
 
 
 @dataclass(frozen=True)
@@ -29,18 +45,19 @@ class SinkSpec:
 
 
 def _split_url(spec: str, scheme: str, *, allow_port_zero: bool) -> tuple[str, int, dict]:
+    shown = redact_spec(spec)
     try:
         parts = urlsplit(spec)
         port = parts.port
     except ValueError as exc:
-        raise SinkError(f"sink {spec!r}: {exc}; expected {scheme}://HOST:PORT") from None
+        raise SinkError(f"sink {shown!r}: {exc}; expected {scheme}://HOST:PORT") from None
     if port is None:
-        raise SinkError(f"sink {spec!r}: missing port; expected {scheme}://HOST:PORT")
+        raise SinkError(f"sink {shown!r}: missing port; expected {scheme}://HOST:PORT")
     low = 0 if allow_port_zero else 1
     if not low <= port <= 65535:
-        raise SinkError(f"sink {spec!r}: port {port} is out of range; expected {low}-65535")
+        raise SinkError(f"sink {shown!r}: port {port} is out of range; expected {low}-65535")
     if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
-        raise SinkError(f"sink {spec!r}: unexpected path, fragment or user; expected "
+        raise SinkError(f"sink {shown!r}: unexpected path, fragment or user; expected "
                         f"{scheme}://HOST:PORT")
     query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
     return parts.hostname or DEFAULT_HOST, port, query
@@ -68,8 +85,10 @@ def parse_sink_spec(spec: str) -> SinkSpec:
     ----------
     spec : str
         ``lsl``, ``lsl:NAME``, ``udp://HOST:PORT``, ``ws://HOST:PORT`` (options:
-        ``?origins=URL,URL|*``, ``&queue=N``, ``&max_clients=N``) or ``jsonl:PATH``. An
-        empty HOST means 127.0.0.1; ``ws://`` accepts port 0 (any free port).
+        ``?origins=URL,URL|*``, ``&queue=N``, ``&max_clients=N``, one of
+        ``&token_env=NAME`` / ``&token_file=PATH`` / ``&token=TOKEN``, ``&allow_remote=1``)
+        or ``jsonl:PATH``. An empty HOST means 127.0.0.1; ``ws://`` accepts port 0 (any
+        free port). An inline token is redacted from the returned ``spec`` and messages.
 
     Returns
     -------
@@ -97,33 +116,53 @@ def parse_sink_spec(spec: str) -> SinkSpec:
             raise SinkError(f"sink {spec!r}: udp sinks take no options (got {sorted(query)})")
         return SinkSpec("udp", {"host": host, "port": port, "spec": text})
     if low.startswith("wss://"):
-        raise SinkError(f"sink {spec!r}: TLS is not built in; serve ws:// on loopback and put "
-                        "a TLS reverse proxy in front of it")
+        raise SinkError(f"sink {redact_spec(spec)!r}: TLS is not built in; serve ws:// on "
+                        "loopback and put a TLS reverse proxy in front of it")
     if low.startswith("ws://"):
-        host, port, query = _split_url(text, "ws", allow_port_zero=True)
-        args: dict[str, Any] = {"host": host, "port": port, "spec": text}
-        for key, values in query.items():
-            if key not in _WS_QUERY:
-                raise SinkError(f"sink {spec!r}: unknown option {key!r}; expected one of "
-                                f"{sorted(_WS_QUERY)}")
-            if key == "origins":
-                args["origins"] = _ws_origins(values, spec)
-                continue
-            try:
-                number = int(values[-1])
-            except ValueError:
-                raise SinkError(f"sink {spec!r}: {key}= must be a whole number, got "
-                                f"{values[-1]!r}") from None
-            if number < 1:
-                raise SinkError(f"sink {spec!r}: {key}= must be at least 1, got {number}")
-            args[_WS_QUERY[key]] = number
-        return SinkSpec("ws", args)
+        return _parse_ws(text)
     if low.startswith("jsonl:"):
         path = text[6:]
         if not path:
             raise SinkError(f"sink {spec!r}: expected jsonl:PATH with a file path")
         return SinkSpec("jsonl", {"path": os.path.expanduser(path), "spec": text})
-    raise SinkError(f"unknown command sink {spec!r}; expected {EXPECTED}")
+    raise SinkError(f"unknown command sink {redact_spec(spec)!r}; expected {EXPECTED}")
+
+
+def _parse_ws(text: str) -> SinkSpec:
+    host, port, query = _split_url(text, "ws", allow_port_zero=True)
+    shown = redact_spec(text)
+    args: dict[str, Any] = {"host": host, "port": port, "spec": shown}
+    for key, values in query.items():
+        if key not in _WS_QUERY:
+            raise SinkError(f"sink {shown!r}: unknown option {key[:40]!r}; expected one of "
+                            f"{sorted(_WS_QUERY)}")
+        if key == "origins":
+            args["origins"] = _ws_origins(values, shown)
+        elif key == "token":
+            # Checked (length, characters) by the sink, whose message never shows it.
+            args["token"] = _Redacted(values[-1])
+        elif key in ("token_env", "token_file"):
+            if not values[-1]:
+                raise SinkError(f"sink {shown!r}: {key}= is empty")
+            args[key] = os.path.expanduser(values[-1]) if key == "token_file" else values[-1]
+        elif key == "allow_remote":
+            if values[-1].lower() not in ("1", "true", "yes", "0", "false", "no"):
+                raise SinkError(f"sink {shown!r}: allow_remote= must be 1 or 0, got "
+                                f"{values[-1][:40]!r}")
+            args["allow_remote"] = values[-1].lower() in ("1", "true", "yes")
+        else:
+            try:
+                number = int(values[-1])
+            except ValueError:
+                raise SinkError(f"sink {shown!r}: {key}= must be a whole number, got "
+                                f"{values[-1][:40]!r}") from None
+            if number < 1:
+                raise SinkError(f"sink {shown!r}: {key}= must be at least 1, got {number}")
+            args[_WS_QUERY[key]] = number
+    given = [k for k in ("token", "token_env", "token_file") if k in args]
+    if len(given) > 1:
+        raise SinkError(f"sink {shown!r}: give one of {', '.join(given)}, not several")
+    return SinkSpec("ws", args)
 
 
 def _sink_class(kind: str) -> type[Sink]:
@@ -152,7 +191,8 @@ def make_sink(spec: str | Callable[[dict], Any] | Sink, **options: Any) -> Sink:
     **options
         Extra keyword arguments for the sink class: ``policy=`` (jsonl), ``commands=``
         (lsl), ``queue_size=`` (jsonl, callback), ``origins=``, ``client_queue=``,
-        ``max_clients=`` (ws)... Options given here override those in the spec string.
+        ``max_clients=``, ``token=``, ``token_env=``, ``token_file=``, ``allow_remote=``
+        (ws)... Options given here override those in the spec string.
 
     Returns
     -------
@@ -229,6 +269,8 @@ def make_sinks(specs: Iterable[str | Callable[[dict], Any] | Sink], *,
     policy : PrivacyPolicy | None
         Privacy policy of ``jsonl:`` sinks.
 
+    Notes
+    -----
     A failure to open any of them closes those already opened and raises.
     """
     opened: list[Sink] = []

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 import re
 import socket
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 
 from bci_toolkit.commands.sinks.base import Sink, SinkError, logger
 from bci_toolkit.commands.sinks.udp import resolve_address
+from bci_toolkit.commands.sinks.ws_auth import HideTokens, resolve_token, token_matches
 
 # Browsers send an Origin header; without a check any web page open in the user's browser
 # could connect to the local server and read the commands (cross-site WebSocket hijacking).
@@ -25,6 +27,15 @@ from bci_toolkit.commands.sinks.udp import resolve_address
 LOCAL_ORIGIN = re.compile(r"https?://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?")
 DEFAULT_ORIGINS: tuple = (None, LOCAL_ORIGIN)
 CLOSE_TIMEOUT = 1.0  # seconds a client gets to acknowledge the closing handshake
+# websockets logs each request's path and headers at DEBUG level; tokens must not follow.
+WS_LOGGER = logging.getLogger("bci_toolkit.commands.ws")
+WS_LOGGER.addFilter(HideTokens())
+# A connection that has not completed the WebSocket handshake (with its token) within this
+# many seconds is dropped, so silent sockets cannot pile up.
+HANDSHAKE_TIMEOUT = 5.0
+# Connections still in their handshake at most; beyond, the oldest one from the busiest
+# address is dropped. A real client's handshake takes milliseconds on loopback.
+MAX_PENDING = 64
 
 
 @dataclass(eq=False)
@@ -35,6 +46,7 @@ class _Client:
     sending: bool = False
     dropped: int = 0
     writer: asyncio.Task | None = None
+    since: float = field(default_factory=time.monotonic)
 
 
 def _is_loopback(host: str) -> bool:
@@ -68,7 +80,21 @@ class WebSocketSink(Sink):
     client_queue : int
         Commands waiting per client at most (drop-oldest beyond).
     max_clients : int
-        Simultaneous clients at most; more are refused with HTTP 503.
+        Simultaneous clients at most. Without a token, more are refused with HTTP 503;
+        with one, a new authenticated client replaces the oldest (the newest connection is
+        the likeliest to be live: a reloaded page's old one may be half-open).
+    token, token_env, token_file : str | None
+        A shared token (at most one of the three: the token itself, the name of an
+        environment variable, or a file holding it). Once set, a client must offer it as
+        ``?token=TOKEN`` in the URL (browsers) or ``Authorization: Bearer TOKEN``; others
+        get HTTP 401 during the handshake and never take a client slot.
+    allow_remote : bool
+        Required to listen on a non-loopback address (anyone who reaches it could connect).
+    handshake_timeout : float
+        Seconds a connection gets to complete the WebSocket handshake.
+    max_pending : int
+        Connections still in their handshake at most; beyond, the oldest from the address
+        with the most of them is dropped.
     inbox_size : int
         Commands waiting for the server thread at most (drop-oldest beyond).
     ping_interval : float | None
@@ -86,16 +112,34 @@ class WebSocketSink(Sink):
                  origins: Sequence[str | re.Pattern | None] | None = DEFAULT_ORIGINS,
                  client_queue: int = 64, max_clients: int = 16, inbox_size: int = 1024,
                  ping_interval: float | None = 20.0, start_timeout: float = 5.0,
+                 token: str | None = None, token_env: str | None = None,
+                 token_file: str | os.PathLike | None = None, allow_remote: bool = False,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT, max_pending: int = MAX_PENDING,
                  spec: str | None = None):
         super().__init__(spec or f"ws://{host}:{port}")
         if not 0 <= int(port) <= 65535:
             raise SinkError(f"{self.spec}: expected a port in 0-65535, got {port}")
         for name, value in (("client_queue", client_queue), ("max_clients", max_clients),
-                            ("inbox_size", inbox_size)):
+                            ("inbox_size", inbox_size), ("max_pending", max_pending)):
             if int(value) < 1:
                 raise SinkError(f"{self.spec}: {name} must be at least 1, got {value}")
+        if not handshake_timeout > 0:
+            raise SinkError(f"{self.spec}: handshake_timeout must be positive, got "
+                            f"{handshake_timeout}")
+        # Only the digest is kept: the token itself never sits in this object.
+        self._token_digest = resolve_token(token, token_env, token_file, self.spec)
         _, sockaddr = resolve_address(host, int(port), self.spec, socket.SOCK_STREAM)
         self.host = sockaddr[0]
+        if not allow_remote and not _is_loopback(self.host):
+            raise SinkError(f"{self.spec}: {self.host} is not a loopback address; anyone who "
+                            "can reach it could connect. Pass allow_remote=1 (and a token) to "
+                            "listen there")
+        self.handshake_timeout = float(handshake_timeout)
+        self.max_pending = int(max_pending)
+        self._pending: dict[Any, str] = {}  # connection -> peer address, oldest first
+        self._full_warned = False
+        self._auth_warned = False
+        self._tasks: set[asyncio.Task] = set()
         self.origins = None if origins is None else list(origins)
         self.client_queue = int(client_queue)
         self.max_clients = int(max_clients)
@@ -120,9 +164,15 @@ class WebSocketSink(Sink):
             err = self._startup_error
             reason = getattr(err, "strerror", None) or str(err)
             raise SinkError(f"{self.spec}: cannot listen on {self.host}:{port} ({reason})")
-        if not _is_loopback(self.host):
-            logger.warning("command sink %s listens on %s: any machine that can reach port %d "
-                           "receives the commands", self.spec, self.host, self.port)
+        if not _is_loopback(self.host) and self._token_digest is None:
+            logger.warning("command sink %s listens on %s without a token: any machine that "
+                           "can reach port %d receives the commands", self.spec, self.host,
+                           self.port)
+
+    @property
+    def requires_token(self) -> bool:
+        """Whether clients must offer the shared token."""
+        return self._token_digest is not None
 
     @property
     def url(self) -> str:
@@ -199,7 +249,20 @@ class WebSocketSink(Sink):
             self._loop.close()
 
     async def _serve(self, port: int) -> None:
-        from websockets.asyncio.server import serve
+        from websockets.asyncio.server import ServerConnection, serve
+
+        sink = self
+
+        class _Tracked(ServerConnection):
+            # Sees every TCP connection from its first byte, so that connections which
+            # never finish the handshake can be counted and the oldest dropped.
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                sink._track(self, transport)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                sink._pending.pop(self, None)
+                super().connection_lost(exc)
 
         self._stop = asyncio.Event()
         try:
@@ -207,6 +270,8 @@ class WebSocketSink(Sink):
                 self._handle, self.host, port,
                 origins=self.origins,
                 process_request=self._admit,
+                create_connection=_Tracked,
+                open_timeout=self.handshake_timeout,
                 # Commands are a few hundred bytes: deflate would cost CPU and memory per
                 # client for nothing.
                 compression=None,
@@ -216,7 +281,7 @@ class WebSocketSink(Sink):
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_interval,
                 close_timeout=CLOSE_TIMEOUT,
-                logger=logging.getLogger("bci_toolkit.commands.ws"),
+                logger=WS_LOGGER,
             )
         except Exception as exc:  # port in use, address not local...: reported by __init__
             self._startup_error = exc
@@ -228,6 +293,8 @@ class WebSocketSink(Sink):
             await self._stop.wait()
         finally:
             server.close(close_connections=False)
+            for connection in list(self._pending):  # still in their handshake
+                connection.transport.abort()
             await asyncio.gather(*(self._disconnect(c) for c in list(self._clients)))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
@@ -243,12 +310,54 @@ class WebSocketSink(Sink):
             client.ws.transport.abort()
         self._clients.discard(client)
 
+    async def _evict(self, client: _Client) -> None:
+        if client.writer is not None:
+            client.writer.cancel()
+        try:
+            await asyncio.wait_for(client.ws.close(1013, "replaced by a newer client"),
+                                   CLOSE_TIMEOUT)
+        except Exception:
+            client.ws.transport.abort()
+
     def _begin_stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
 
+    def _track(self, connection, transport) -> None:
+        peer = transport.get_extra_info("peername")
+        self._pending[connection] = str(peer[0]) if peer else "?"
+        if len(self._pending) <= self.max_pending:
+            return
+        # Drop the oldest handshake of the address holding the most: a flood from one host
+        # only pushes out its own connections (on loopback, every peer is one address).
+        counts: dict[str, int] = {}
+        for addr in self._pending.values():
+            counts[addr] = counts.get(addr, 0) + 1
+        busiest = max(counts, key=counts.__getitem__)
+        victim = next(c for c, addr in self._pending.items() if addr == busiest)
+        self._pending.pop(victim, None)
+        victim.transport.abort()
+
     def _admit(self, connection, request):
+        self._pending.pop(connection, None)  # the request arrived; open_timeout still applies
+        if self._token_digest is not None:
+            if not token_matches(self._token_digest, request.path,
+                                 request.headers.get_all("Authorization")):
+                if not self._auth_warned:
+                    self._auth_warned = True
+                    logger.warning("command sink %s refused a client without the right token "
+                                   "(HTTP 401); later refusals are not logged", self.spec)
+                response = connection.respond(HTTPStatus.UNAUTHORIZED,
+                                              "missing or wrong token\n")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            return None  # at capacity, _handle makes room by closing the oldest client
         if len(self._clients) >= self.max_clients:
+            if not self._full_warned:
+                self._full_warned = True
+                logger.warning("command sink %s has %d clients and refuses more; without a "
+                               "token any local program can take the slots (set token_env=)",
+                               self.spec, self.max_clients)
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
                                       f"too many clients (at most {self.max_clients})\n")
         return None
@@ -258,6 +367,13 @@ class WebSocketSink(Sink):
 
         client = _Client(ws)
         self._clients.add(client)
+        # Only authenticated clients get here when a token is set: replace the oldest.
+        while self._token_digest is not None and len(self._clients) > self.max_clients:
+            oldest = min(self._clients, key=lambda c: c.since)
+            self._clients.discard(oldest)
+            task = asyncio.create_task(self._evict(oldest))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
         client.writer = writer = asyncio.create_task(self._write(client))
         try:
             async for _ in ws:
