@@ -21,6 +21,14 @@ KeyOpt = Annotated[Path | None, typer.Option(
 MasterFileOpt = Annotated[Path | None, typer.Option(
     "--master-key-file",
     help="File holding the base64 master key (default: $BCI_MASTER_KEY or $BCI_MASTER_KEY_FILE).")]
+EventsOpt = Annotated[str | None, typer.Option(
+    "--events", help="Event mapping whose annotations are kept, e.g. 'T1=left,T2=right'.")]
+KeepAnnOpt = Annotated[list[str] | None, typer.Option(
+    "--keep-annotation", help="An exact annotation text to keep. Repeatable.")]
+IdentifierOpt = Annotated[list[str] | None, typer.Option(
+    "--identifier",
+    help="Text that names the subject (id, name, birth date): anonymise redacts sidecar "
+         "text holding it; verify flags any file whose bytes hold it. Repeatable.")]
 KmsClientOpt = Annotated[str | None, typer.Option(
     "--kms-client",
     help="'module:factory' returning a Tink-style KmsClient (default: $BCI_KMS_CLIENT).")]
@@ -138,6 +146,7 @@ def encrypt(
     from bci_toolkit.privacy import atomic_writer, is_encrypted
 
     _require_file(src)
+    _require_output_file(dst)
     if is_encrypted(src):
         raise PrivacyError(f"{src} is already encrypted")
     policy = _policy(encrypt=True, keyset=key, master_key_file=master_key_file)
@@ -159,6 +168,7 @@ def decrypt(
     from bci_toolkit.privacy import atomic_writer, is_encrypted, open_read
 
     _require_file(src)
+    _require_output_file(dst)
     if not is_encrypted(src):
         raise PrivacyError(f"{src} is not an encrypted bci-toolkit file")
     policy = _policy(encrypt=False, keyset=key, master_key_file=master_key_file)
@@ -178,7 +188,11 @@ def anonymise(
     subject: Annotated[str | None, typer.Option(
         "--subject", help="Subject id, when files lack it.")] = None,
     keep_annotations: Annotated[bool | None, typer.Option(
-        "--keep-annotations/--drop-free-text", help="Keep free-text annotations.")] = None,
+        "--keep-annotations/--drop-free-text",
+        help="Keep every annotation verbatim, free text included.")] = None,
+    events: EventsOpt = None,
+    keep_annotation: KeepAnnOpt = None,
+    identifier: IdentifierOpt = None,
     date_mode: Annotated[str | None, typer.Option("--date-mode", help="shift (keyed) or fixed.")] = None,
     keep_names: Annotated[bool, typer.Option(
         "--keep-names", help="Keep file names instead of pseudonyms (folders).")] = False,
@@ -188,7 +202,7 @@ def anonymise(
     master_key_file: MasterFileOpt = None,
 ) -> None:
     """Remove or pseudonymise identifying fields (secret: $BCI_PSEUDONYM_SECRET)."""
-    from bci_toolkit.privacy.anonymise import anonymise_file, anonymise_tree
+    from bci_toolkit.privacy.anonymise import anonymise_file, anonymise_tree, plan_tree
     from bci_toolkit.privacy.pseudonym import load_secret, pseudonymise_filename
 
     if not src.exists():
@@ -196,19 +210,30 @@ def anonymise(
     policy = _policy(keyset=key, keep_annotations=keep_annotations, date_mode=date_mode,
                      encrypt=encrypt_out, master_key_file=master_key_file)
     secret = load_secret(policy)
+    keep = _events(events, keep_annotation)
+    skipped: list[Path] = []
     if src.is_dir():
+        skipped = plan_tree(src).skipped  # refuses GDF and empty folders before any work
         results = anonymise_tree(src, dst, policy, subject=subject, rename=not keep_names,
-                                 secret=secret)
+                                 secret=secret, events=keep, identifiers=identifier or [])
     else:
         target = dst / pseudonymise_filename(src.name, secret) if dst.is_dir() else dst
-        results = [anonymise_file(src, target, policy, subject=subject, secret=secret)]
+        known = [*(identifier or []), *([subject] if subject else [])]
+        results = [anonymise_file(src, target, policy, subject=subject, secret=secret,
+                                  events=keep, identifiers=known)]
     for r in results:
         extra = f", {r.annotations_removed} annotation(s) removed" if r.annotations_removed else ""
+        if r.annotations_relabelled:
+            extra += f", {r.annotations_relabelled} relabelled BAD"
         who = f" as {r.pseudonym}" if r.pseudonym else ""
         typer.echo(f"{r.source} -> {r.target}{who} (dates: {r.date_mode}{extra})")
         for note in r.notes:
             typer.echo(f"  note: {note}")
-    typer.echo(f"anonymised {len(results)} file(s)")
+    for path in skipped:
+        typer.echo(f"{path}: skipped, not copied ({path.suffix or 'suffix-less'} files are "
+                   "not anonymised)")
+    tail = f"; {len(skipped)} file(s) skipped" if skipped else ""
+    typer.echo(f"anonymised {len(results)} file(s){tail}")
 
 
 @sub.command("verify")
@@ -218,19 +243,26 @@ def verify(
     master_key_file: MasterFileOpt = None,
     show_values: Annotated[bool, typer.Option("--show-values",
                                      help="Print identifying values (they are hidden by default).")] = False,
+    events: EventsOpt = None,
+    keep_annotation: KeepAnnOpt = None,
+    identifier: IdentifierOpt = None,
 ) -> None:
-    """Report every identifying field left; exit 1 if any is found."""
+    """Report every identifying field left: exit 1 if any is found, 2 if a file was not scanned."""
     from bci_toolkit.privacy.verify import verify_path
 
     report = verify_path(path, _policy(keyset=key, master_key_file=master_key_file),
-                         show_values=show_values)
+                         show_values=show_values, events=_events(events, keep_annotation),
+                         identifiers=identifier or [])
     for finding in report.findings:
         typer.echo(str(finding))
     for p, why in report.unchecked:
-        typer.echo(f"{p}: not checked: {why}")
+        typer.echo(f"{p}: not scanned: {why}")
     files = len({f.path for f in report.findings})
     typer.echo(f"{len(report.findings)} identifying field(s) in {files} file(s); "
-               f"{len(report.checked)} file(s) scanned, {len(report.unchecked)} not checked")
+               f"{len(report.checked)} file(s) scanned, {len(report.unchecked)} not scanned")
+    if report.unchecked:
+        raise PrivacyError(f"{path}: {len(report.unchecked)} file(s) not scanned; verify vouches "
+                           "only for files it read")
     if report.findings:
         raise IdentifyingFieldsFound(f"{len(report.findings)} identifying field(s) left in {path}")
 
@@ -244,6 +276,22 @@ class IdentifyingFieldsFound(PrivacyError):
 def _require_file(path: Path) -> None:
     if not path.is_file():
         raise PrivacyError(f"{path}: no such file")
+
+
+def _require_output_file(path: Path) -> None:
+    # Checked before any work: the atomic rename onto a folder would fail only at the end.
+    if path.is_dir():
+        raise PrivacyError(f"{path}: is a folder; give the output file's name")
+
+
+def _events(events: str | None, keep: list[str] | None) -> list[str]:
+    """Exact annotation texts to keep: the mapping's keys and each --keep-annotation."""
+    out = list(keep or [])
+    if events:
+        from bci_toolkit.datasets.files import parse_event_mapping
+
+        out += list(parse_event_mapping(events))
+    return out
 
 
 # US spelling, hidden, so that either works.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -33,6 +33,26 @@ _SIGNAL_FIELDS = (("label", 16), ("transducer", 80), ("physical_dimension", 8),
 ANNOTATION_LABELS = ("EDF Annotations", "BDF Annotations")
 CLIP_DATE = _dt.date(1985, 1, 1)  # EDF's two-digit years cover 1985-2084
 _TAL_RE = re.compile(rb"([+-]\d+(?:\.\d*)?)(\x15\d+(?:\.\d*)?)?\x14(.*?)\x00", re.DOTALL)
+VERSIONS = (b"0       ", b"\xffBIOSEMI")
+# The fixed header's reserved field: EDF+/BDF+ continuity flags, BioSemi's "24BIT", or blank.
+RESERVED_VALUES = ("EDF+C", "EDF+D", "BDF+C", "BDF+D", "24BIT")
+# Transducer texts that describe a kind of sensor and nothing else; any other text (a
+# serial number, a maker's name with a model and lot, a person) is blanked.
+GENERIC_TRANSDUCERS = frozenset({
+    "x", "electrode", "eeg electrode", "ecg electrode", "eog electrode", "emg electrode",
+    "agagcl electrode", "ag/agcl electrode", "ag-agcl electrode", "ag agcl electrode",
+    "agcl electrode", "active electrode", "passive electrode", "active agagcl electrode",
+    "active ag/agcl electrode", "gold electrode", "gold cup electrode", "cup electrode",
+    "disk electrode", "dry electrode", "gel electrode", "saline electrode", "needle electrode",
+    "tin electrode", "thermistor", "thermocouple", "piezoelectric sensor", "respiratory belt",
+    "pulse oximeter", "microphone", "accelerometer", "trigger",
+})
+# A prefilter text made only of filter settings: HP:0.1Hz LP:75Hz N:50Hz, HP:DC; LP:417 ...
+_NUMBER = r"\d{1,6}(?:\.\d{1,6})?"
+_FILTER_ITEM = (rf"(?:HP|LP|N|NOTCH|BP|BS)\s?:\s?"
+                rf"(?:DC|{_NUMBER}(?:\s?-\s?{_NUMBER})?\s?(?:[mk]?Hz)?)")
+_PREFILTER_RE = re.compile(rf"\s*{_FILTER_ITEM}(?:\s*[;,]?\s*{_FILTER_ITEM})*\s*[;,]?\s*",
+                           re.IGNORECASE | re.ASCII)
 
 
 @dataclass
@@ -128,41 +148,111 @@ def read_header(fh: BinaryIO, name: str = "<edf>") -> EdfHeader:
     return header
 
 
-def iter_records(fh: BinaryIO, header: EdfHeader) -> Iterator[bytes]:
-    """Data records one at a time (memory stays at one record)."""
+def clean_transducer(text: str) -> str:
+    """``text`` when it is a generic sensor description (:data:`GENERIC_TRANSDUCERS`), else ``""``."""
+    norm = " ".join(text.split())
+    return norm if norm.lower() in GENERIC_TRANSDUCERS else ""
+
+
+def clean_prefilter(text: str) -> str:
+    """``text`` when it is only filter settings (``HP:0.1Hz LP:75Hz N:50Hz``), else ``""``."""
+    return text.strip() if _PREFILTER_RE.fullmatch(text) else ""
+
+
+def clean_reserved(text: str) -> str:
+    """The fixed header's reserved field reduced to its format flag (``EDF+C``...), or ``""``."""
+    token = text.split()[0] if text.split() else ""
+    return token if token in RESERVED_VALUES else ""
+
+
+def data_layout(fh: BinaryIO, header: EdfHeader, name: str = "<edf>") -> tuple[int, int]:
+    """Count the data records after the header and the bytes that follow them.
+
+    ``fh`` must stand just after the header; it is left there.
+
+    Returns
+    -------
+    n_records, trailing : int, int
+        Complete records the file holds (as many as the header says, or all there are
+        when it says -1), and the bytes after them.
+
+    Raises
+    ------
+    DataError
+        The file holds fewer records than its header says (truncated).
+    """
+    start = fh.tell()
+    size = fh.seek(0, 2) - start
+    fh.seek(start)
+    rec = header.record_size
+    if rec <= 0:
+        raise DataError(f"{name}: corrupt EDF header (data records of {rec} bytes)")
+    held = size // rec
+    if header.n_records < 0:
+        return held, size - held * rec
+    if held < header.n_records:
+        raise DataError(f"{name}: truncated EDF: the header says {header.n_records} data "
+                        f"record(s), the file holds {held}")
+    return header.n_records, size - header.n_records * rec
+
+
+def iter_records(fh: BinaryIO, header: EdfHeader, n_records: int | None = None) -> Iterator[bytes]:
+    """Data records one at a time (memory stays at one record).
+
+    ``n_records`` (from :func:`data_layout`) caps the count; by default the header's.
+    """
     size = header.record_size
+    limit = header.n_records if n_records is None else n_records
     count = 0
-    while header.n_records < 0 or count < header.n_records:
+    while limit < 0 or count < limit:
         rec = fh.read(size)
-        if not rec:
-            break
         if len(rec) < size:
-            break  # a trailing partial record is ignored, as EDF readers do
+            break  # a trailing partial record is not data
         yield rec
         count += 1
 
 
-def parse_tals(raw: bytes) -> list[tuple[str, str | None, list[str]]]:
-    """TALs of one annotation signal in one record: ``(onset, duration, texts)``."""
+@dataclass
+class Tal:
+    """One time-stamped annotation list (TAL) of an annotation signal."""
+
+    onset: str
+    duration: str | None
+    texts: list[str]
+    timekeeping: bool = False  # opens with the empty annotation that keeps record time
+
+
+def parse_tals(raw: bytes) -> tuple[list[Tal], int]:
+    """TALs of one annotation signal in one record, and the count of stray bytes.
+
+    Stray bytes are non-zero bytes outside any well-formed TAL: readers skip them, so
+    they can hide text that no reader shows.
+    """
     out = []
+    covered = 0
+    stray = 0
     for m in _TAL_RE.finditer(raw):
+        stray += len(raw[covered:m.start()].strip(b"\x00"))
+        covered = m.end()
         onset = m.group(1).decode("ascii")
         duration = m.group(2)[1:].decode("ascii") if m.group(2) else None
-        texts = [t.decode("utf-8", "replace") for t in m.group(3).split(b"\x14") if t]
-        out.append((onset, duration, texts))
-    return out
+        body = m.group(3)
+        texts = [t.decode("utf-8", "replace") for t in body.split(b"\x14") if t]
+        out.append(Tal(onset, duration, texts, timekeeping=body.startswith(b"\x14")))
+    stray += len(raw[covered:].strip(b"\x00"))
+    return out, stray
 
 
-def _build_tals(tals: list[tuple[str, str | None, list[str]]], size: int) -> bytes:
+def _build_tals(tals: list[Tal], size: int) -> bytes:
     parts = []
-    for i, (onset, duration, texts) in enumerate(tals):
-        if i and not texts:
-            continue  # an emptied TAL is dropped; the first keeps time
-        head = onset + ("\x15" + duration if duration is not None else "")
-        body = "".join(t + "\x14" for t in texts) if texts else "\x14"
-        parts.append((head + "\x14" + body).encode("utf-8") + b"\x00")
+    for tal in tals:
+        if not tal.texts and not tal.timekeeping:
+            continue  # an emptied TAL is dropped; the time-keeping one stays
+        head = tal.onset + ("\x15" + tal.duration if tal.duration is not None else "")
+        body = ("\x14" if tal.timekeeping else "") + "".join(t + "\x14" for t in tal.texts)
+        parts.append((head + "\x14" + (body or "\x14")).encode("utf-8") + b"\x00")
     raw = b"".join(parts)
-    # Only texts are removed, so the result never outgrows the original slot.
+    # Texts are only removed or shortened, so the result never outgrows the original slot.
     return raw[:size] + b"\x00" * (size - len(raw[:size]))
 
 
@@ -197,9 +287,26 @@ def patient_code(header: EdfHeader) -> str | None:
     return None if set(text.split()) <= {"X"} else text
 
 
+def subject_identifiers(header: EdfHeader) -> list[str]:
+    """Texts in the patient field that name the subject: code, name, birth date, the rest.
+
+    Searched for in sidecars' free text; ``X`` subfields are left out.
+    """
+    parts = header.patient.split()
+    if not header.is_edfplus:
+        return [header.patient.strip()] if patient_code(header) else []
+    keep = [parts[0] if parts else "", *parts[2:]]  # the sex subfield names nobody
+    return [p for p in keep if p and p != "X"]
+
+
 def anonymise_header(header: EdfHeader, *, pseudo: str, shift_days: int | None,
-                     marker: str) -> EdfHeader:
+                     marker: str, n_records: int | None = None) -> EdfHeader:
     """Header with EDF+ ``X`` subfields, the pseudonym as code, and the date moved.
+
+    Besides the identification fields, every signal's ``transducer`` is blanked unless it
+    is a generic sensor description, its ``prefilter`` unless it is only filter
+    settings, its ``reserved`` field always; the fixed reserved field keeps only its
+    EDF+/BDF+ flag and the version field is rewritten to the standard one.
 
     Parameters
     ----------
@@ -211,6 +318,8 @@ def anonymise_header(header: EdfHeader, *, pseudo: str, shift_days: int | None,
         Days to move the date back; None sets EDF's fixed anonymous date (01.01.85).
     marker : str
         Written as an additional recording subfield, so ``verify`` knows dates were moved.
+    n_records : int | None
+        Data records that follow (:func:`data_layout`); by default the header's count.
     """
     date = parse_date(header)
     new_date = None if date is None or shift_days is None else date - _dt.timedelta(days=shift_days)
@@ -223,17 +332,25 @@ def anonymise_header(header: EdfHeader, *, pseudo: str, shift_days: int | None,
         startdate = new_date.strftime("%d.%m.") + f"{new_date.year % 100:02d}"
         rec_date = f"{new_date.day:02d}-{_MONTHS[new_date.month - 1]}-{new_date.year}"
         mode, starttime = "shift", header.starttime
-    signals = [dict(s, reserved="") for s in header.signals]
+    signals = [dict(s, transducer=clean_transducer(s["transducer"]),
+                    prefilter=clean_prefilter(s["prefilter"]), reserved="")
+               for s in header.signals]
     return EdfHeader(
-        version=header.version, patient=f"{pseudo} X X X",
+        version=VERSIONS[1] if header.is_bdf else VERSIONS[0], patient=f"{pseudo} X X X",
         recording=f"Startdate {rec_date} X X X {marker}:{mode}", startdate=startdate,
-        starttime=starttime, header_bytes=header.header_bytes, reserved=header.reserved,
-        n_records=header.n_records, record_duration=header.record_duration,
-        n_signals=header.n_signals, signals=signals)
+        starttime=starttime, header_bytes=header.header_bytes,
+        reserved=clean_reserved(header.reserved),
+        n_records=header.n_records if n_records is None else n_records,
+        record_duration=header.record_duration, n_signals=header.n_signals, signals=signals)
 
 
-def rewrite_annotations(record: bytes, header: EdfHeader, keep) -> bytes:
-    """``record`` with every annotation text for which ``keep(text)`` is False removed."""
+def rewrite_annotations(record: bytes, header: EdfHeader,
+                        apply: Callable[[str], str | None]) -> bytes:
+    """``record`` with each annotation text replaced by ``apply(text)``, or removed on None.
+
+    ``apply`` may only shorten a text (the record keeps its size); stray bytes outside
+    TALs are zeroed.
+    """
     ann = header.annotation_signals
     if not ann:
         return record
@@ -242,23 +359,25 @@ def rewrite_annotations(record: bytes, header: EdfHeader, keep) -> bytes:
     start = 0
     for i, size in enumerate(sizes):
         if i in ann:
-            tals = parse_tals(record[start:start + size])
-            tals = [(o, d, [t for t in texts if keep(t)]) for o, d, texts in tals]
+            tals, _stray = parse_tals(record[start:start + size])
+            for tal in tals:
+                tal.texts = [t for t in map(apply, tal.texts) if t is not None]
             out[start:start + size] = _build_tals(tals, size)
         start += size
     return bytes(out)
 
 
-def iter_annotation_texts(fh: BinaryIO, header: EdfHeader) -> Iterator[str]:
-    """Every annotation text in the file, in order."""
+def iter_annotations(fh: BinaryIO, header: EdfHeader,
+                     n_records: int | None = None) -> Iterator[tuple[list[str], int]]:
+    """Per annotation signal and record: its texts and its count of stray bytes."""
     ann = header.annotation_signals
     if not ann:
         return
     sizes = header.record_sizes
-    for record in iter_records(fh, header):
+    for record in iter_records(fh, header, n_records):
         start = 0
         for i, size in enumerate(sizes):
             if i in ann:
-                for _o, _d, texts in parse_tals(record[start:start + size]):
-                    yield from texts
+                tals, stray = parse_tals(record[start:start + size])
+                yield [t for tal in tals for t in tal.texts], stray
             start += size

@@ -1,4 +1,4 @@
-"""Keyed pseudonyms, keyed date shifts, annotation redaction and LSL stream info.
+"""Keyed pseudonyms, keyed date shifts and LSL stream info.
 
 Pseudonyms are HMAC-SHA256 under a project secret: the same subject always gets the same
 pseudonym, and without the secret nobody can link a pseudonym back to a subject (nor test a
@@ -7,7 +7,6 @@ guess, as one could against a plain hash).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import hmac
 import os
@@ -27,22 +26,6 @@ SHIFT_MIN_DAYS = 5 * 365
 SHIFT_SPAN_DAYS = 10 * 365
 MARKER = "bci-anon"
 REDACTED = "redacted"
-# Event codes decoders need; any other free text is removed unless keep_annotations.
-EVENT_CODE_RE = re.compile(
-    r"^(?:[A-Za-z]{0,3}\s?\d{1,5}|BAD_[A-Za-z0-9_]*|EDGE|boundary|bad|"
-    r"rest|left|right|left_hand|right_hand|hands|feet|tongue|target|nontarget|"
-    r"stimulus/\w{1,8}|response/\w{1,8}|\d+(?:\.\d+)?\s?Hz)$",
-    re.IGNORECASE,
-)
-# LSL stream-info fields that identify a machine, a person or a session.
-_STREAM_PSEUDO = {"source_id": "src", "uid": "src", "session_id": "ses"}
-_STREAM_DROP = {"hostname", "host", "ip", "address", "v4address", "v6address", "mac",
-                "serial", "serial_number", "experimenter", "operator", "user", "username"}
-_SUBJECT_KEYS = {"subject", "subject_id", "participant", "participant_id", "patient", "his_id"}
-_SUBJECT_DROP = {"name", "first_name", "last_name", "middle_name", "birthday", "birthdate",
-                 "dob", "age", "sex", "gender", "hand", "handedness", "weight", "height"}
-
-
 def load_secret(policy: PrivacyPolicy | None = None, env: Mapping[str, str] | None = None) -> bytes:
     """The project pseudonym secret, from the variable named by ``policy.pseudonym_secret_env``.
 
@@ -105,41 +88,15 @@ def date_shift_days(subject: str, secret: bytes) -> int:
     return SHIFT_MIN_DAYS + n % SHIFT_SPAN_DAYS
 
 
-def keep_annotation(description: str, policy: PrivacyPolicy) -> bool:
-    """Whether an annotation ``description`` may stay in an anonymised file."""
-    return policy.keep_annotations or bool(EVENT_CODE_RE.match(description.strip()))
-
-
-def _walk(obj: Any, secret: bytes, in_subject: bool = False) -> Any:
-    if isinstance(obj, Mapping):
-        out: dict[str, Any] = {}
-        for key, value in obj.items():
-            low = str(key).lower()
-            if low in _STREAM_DROP or (in_subject and low in _SUBJECT_DROP):
-                continue
-            if low in _STREAM_PSEUDO and isinstance(value, str | int) and value != "":
-                out[key] = pseudonym(str(value), secret, prefix=_STREAM_PSEUDO[low])
-            elif low in _SUBJECT_KEYS and isinstance(value, str | int):
-                out[key] = pseudonym(str(value), secret)
-            elif low in _SUBJECT_KEYS or low == "subject_info":
-                out[key] = _walk(value, secret, in_subject=True)
-            elif in_subject and low == "id" and isinstance(value, str | int):
-                out[key] = pseudonym(str(value), secret)
-            else:
-                out[key] = _walk(value, secret, in_subject)
-        return out
-    if isinstance(obj, list | tuple):
-        return [_walk(v, secret, in_subject) for v in obj]
-    return copy.copy(obj)
-
-
 def anonymise_stream_info(info: Mapping[str, Any], policy: PrivacyPolicy | None = None, *,
                           secret: bytes | None = None) -> dict[str, Any]:
     """Anonymised copy of an LSL stream-info dict, for a recording's JSON sidecar.
 
     ``source_id``, ``uid`` and ``session_id`` become keyed pseudonyms (so recordings of
-    the same device still match up); ``hostname`` and other machine or operator fields
-    are dropped; a nested ``subject`` block keeps only a pseudonymised id. A
+    the same device still match up); ``hostname`` and every other key that
+    :func:`bci_toolkit.privacy.sidecar.identifying_key` names (serials, operators,
+    addresses...) are dropped, except the stream's own ``name``; a nested ``subject``
+    block keeps only a pseudonymised id. A
     ``"privacy": {"anonymised": "bci-anon"}`` entry marks the result.
 
     Parameters
@@ -158,7 +115,9 @@ def anonymise_stream_info(info: Mapping[str, Any], policy: PrivacyPolicy | None 
     """
     if not isinstance(info, Mapping):
         raise TypeError(f"info must be a mapping, got {type(info).__name__}")
+    from bci_toolkit.privacy.sidecar import scrub
+
     secret = load_secret(policy) if secret is None else secret
-    out = _walk(info, secret)
+    out = scrub(info, secret)
     out["privacy"] = {"anonymised": MARKER}
     return out

@@ -3,7 +3,12 @@
 Each supported format is read the way a curious person would: EDF/BDF and GDF headers as
 raw bytes, FIF through MNE, JSON sidecars and ``.npz`` recordings key by key, file and
 folder names against patterns of subject ids and dates. Encrypted files are scanned
-through the keyset when one is available, and reported as unchecked otherwise.
+through the keyset when one is available.
+
+A file that could not be read to its end (encrypted without a key, empty, truncated,
+corrupt, of a format verify does not read, an interrupted write's temporary file) is
+listed as *not scanned*, and a report with such a file is never clean: verify vouches
+only for what it read.
 """
 
 from __future__ import annotations
@@ -11,25 +16,20 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bci_toolkit.errors import DataError, PrivacyError
-from bci_toolkit.privacy import edf
+from bci_toolkit.errors import DataError
+from bci_toolkit.privacy import edf, gdf, sidecar
+from bci_toolkit.privacy.annotations import AnnotationRule
 from bci_toolkit.privacy.policy import PrivacyPolicy
-from bci_toolkit.privacy.pseudonym import (
-    _STREAM_DROP,
-    _STREAM_PSEUDO,
-    _SUBJECT_DROP,
-    _SUBJECT_KEYS,
-    EVENT_CODE_RE,
-    MARKER,
-    PSEUDONYM_RE,
-)
+from bci_toolkit.privacy.pseudonym import MARKER, PSEUDONYM_RE
 from bci_toolkit.privacy.storage import is_encrypted, open_read
 from bci_toolkit.privacy.stream import CONTAINER_HEADER_SIZE, parse_container_header
 
+SCANNED_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".json", ".npz")
 _NAME_PATTERNS = (
     (re.compile(r"(?i)(?:^|[^a-z])(sub(?:ject)?[-_]?\d+|S\d{3,}|patient[-_]?\w+|P\d{2,})"),
      "looks like a subject identifier"),
@@ -37,6 +37,7 @@ _NAME_PATTERNS = (
      "contains a date"),
 )
 _BLANK = {"", "X", "mne_anonymize", "0"}
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,10 @@ class Finding:
 
 @dataclass
 class VerifyReport:
-    """Everything :func:`verify_path` found."""
+    """Everything :func:`verify_path` found.
+
+    ``clean`` is True only when every file was scanned and nothing was found.
+    """
 
     findings: list[Finding] = field(default_factory=list)
     checked: list[Path] = field(default_factory=list)
@@ -61,7 +65,7 @@ class VerifyReport:
 
     @property
     def clean(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.unchecked
 
 
 def _show(value: Any, show_values: bool) -> str:
@@ -71,10 +75,24 @@ def _show(value: Any, show_values: bool) -> str:
     return f"<{len(text)} characters hidden; --show-values prints them>"
 
 
+def _reason(exc: BaseException, path: Path) -> str:
+    # The toolkit's messages start with the path; the report line already names it.
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    for prefix in (f"{path}: ", f"{path} "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
+
+
 class _Scanner:
-    def __init__(self, policy: PrivacyPolicy, show_values: bool):
+    def __init__(self, policy: PrivacyPolicy, show_values: bool, rule: AnnotationRule,
+                 identifiers: Iterable[str]):
         self.policy = policy
         self.show = show_values
+        self.rule = rule
+        self.given = [i for i in identifiers if i.strip()]
+        # Identifiers read from recordings' headers, searched for in sidecars' free text.
+        self.identifiers = sidecar.Identifiers(self.given)
         self.report = VerifyReport()
 
     def flag(self, path: Path, fld: str, detail: str) -> None:
@@ -95,26 +113,60 @@ class _Scanner:
     # ------------------------------------------------------------------ EDF
     def edf(self, path: Path, fh) -> None:
         header = edf.read_header(fh, str(path))
-        marked = MARKER in header.recording
+        n_records, trailing = edf.data_layout(fh, header, str(path))
+        self.identifiers.update(edf.subject_identifiers(header))
+        if header.version not in edf.VERSIONS:
+            self.flag(path, "EDF version field", _show(_text(header.version), self.show))
+        self._edf_patient(path, header)
+        self._edf_recording(path, header)
+        if header.reserved.strip() != edf.clean_reserved(header.reserved):
+            self.flag(path, "EDF header reserved field", _show(header.reserved, self.show))
+        for i, s in enumerate(header.signals):
+            if s["transducer"].strip() and not edf.clean_transducer(s["transducer"]):
+                self.flag(path, f"EDF signal {i} transducer", _show(s["transducer"], self.show))
+            if s["prefilter"].strip() and not edf.clean_prefilter(s["prefilter"]):
+                self.flag(path, f"EDF signal {i} prefilter", _show(s["prefilter"], self.show))
+            if s["reserved"].strip():
+                self.flag(path, f"EDF signal {i} reserved field", _show(s["reserved"], self.show))
+        free: list[str] = []
+        stray = 0
+        for texts, n in edf.iter_annotations(fh, header, n_records):
+            free += [t for t in texts if not self.rule.allowed(t)]
+            stray += n
+        if free:
+            self.flag(path, "EDF annotations", f"{len(free)} annotation(s) outside the event "
+                      f"mapping and allow-list, e.g. {_show(free[0], self.show)}")
+        if stray:
+            self.flag(path, "EDF annotations", f"{stray} byte(s) outside annotation lists")
+        if trailing:
+            self.flag(path, "EDF trailing data", f"{trailing} byte(s) after the last data record")
+
+    def _edf_patient(self, path: Path, header: edf.EdfHeader) -> None:
         pat = header.patient.split()
-        if header.patient.strip():
-            code = pat[0] if pat else ""
-            if code not in _BLANK and not PSEUDONYM_RE.match(code):
-                self.flag(path, "EDF patient code", _show(code, self.show))
-            names = ("sex", "birthdate", "name")
-            for i, value in enumerate(pat[1:4]):
-                if value != "X":
-                    self.flag(path, f"EDF patient {names[i]}", _show(value, self.show))
-            if len(pat) > 4:
-                self.flag(path, "EDF patient additional", _show(" ".join(pat[4:]), self.show))
+        if not pat or set(pat) <= {"X"}:
+            return
+        code = pat[0]
+        if not header.is_edfplus and not (PSEUDONYM_RE.match(code) and set(pat[1:]) <= {"X"}):
+            self.flag(path, "EDF patient identification", _show(header.patient, self.show))
+            return
+        if code not in _BLANK and not PSEUDONYM_RE.match(code):
+            self.flag(path, "EDF patient code", _show(code, self.show))
+        for name, value in zip(("sex", "birthdate", "name"), pat[1:4], strict=False):
+            if value != "X":
+                self.flag(path, f"EDF patient {name}", _show(value, self.show))
+        if len(pat) > 4:
+            self.flag(path, "EDF patient additional", _show(" ".join(pat[4:]), self.show))
+
+    def _edf_recording(self, path: Path, header: edf.EdfHeader) -> None:
+        marked = MARKER in header.recording
         rec = header.recording.split()
         if rec and rec[0] == "Startdate":
             if len(rec) > 1 and rec[1] != "X" and not marked:
                 self.flag(path, "EDF recording start date", "real date (not marked as shifted)")
-            names = ("admin code", "technician", "equipment")
-            for i, value in enumerate(rec[2:5]):
+            for name, value in zip(("admin code", "technician", "equipment"), rec[2:5],
+                                   strict=False):
                 if value != "X":
-                    self.flag(path, f"EDF recording {names[i]}", _show(value, self.show))
+                    self.flag(path, f"EDF recording {name}", _show(value, self.show))
             extra = [v for v in rec[5:] if not v.startswith(MARKER)]
             if extra:
                 self.flag(path, "EDF recording additional", _show(" ".join(extra), self.show))
@@ -122,45 +174,27 @@ class _Scanner:
             self.flag(path, "EDF recording identification", _show(header.recording, self.show))
         if not marked and header.startdate != "01.01.85":
             self.flag(path, "EDF header startdate", "real date (not marked as shifted)")
-        for i, s in enumerate(header.signals):
-            if s["reserved"].strip():
-                self.flag(path, f"EDF signal {i} reserved field", _show(s["reserved"], self.show))
-        free = [t for t in edf.iter_annotation_texts(fh, header) if not EVENT_CODE_RE.match(t)]
-        if free:
-            self.flag(path, "EDF annotations", f"{len(free)} free-text annotation(s), e.g. "
-                      f"{_show(free[0], self.show)}")
 
     # ------------------------------------------------------------------ GDF
     def gdf(self, path: Path, fh) -> None:
-        head = fh.read(256)
-        if not head.startswith(b"GDF"):
-            raise DataError(f"{path}: not a GDF file")
-        gdf2 = head[4:5] == b"2"
-        patient = head[8:74] if gdf2 else head[8:88]
-        text = patient.decode("latin-1").strip(" \x00")
-        if not set(text.split()) <= _BLANK:
-            self.flag(path, "GDF patient id", _show(text, self.show))
-        recording = (head[88:152] if gdf2 else head[88:168]).decode("latin-1").strip(" \x00")
-        if not set(recording.split()) <= _BLANK:
-            self.flag(path, "GDF recording id", _show(recording, self.show))
-        if gdf2 and any(head[176:184]):
-            self.flag(path, "GDF birthday", "set")
-        if gdf2 and any(head[168:176]) or not gdf2 and head[168:184].strip(b" \x00"):
-            self.flag(path, "GDF start date", "real date")
+        for fld, value, is_text in gdf.scan(fh, str(path)):
+            self.flag(path, fld, _show(value, self.show) if is_text else value)
 
     # ------------------------------------------------------------------ FIF
     def fif(self, path: Path) -> None:
         from bci_toolkit.privacy.fif import read_fif
 
         kind = "epochs" if re.search(r"[-_]epo\.fif$", path.name) else "raw"
-        info = read_fif(path, self.policy, kind=kind)
-        inst, info = info, info.info
+        inst = read_fif(path, self.policy, kind=kind)
+        info = inst.info
         si = info.get("subject_info") or {}
         for key, value in si.items():
             if key == "his_id" and PSEUDONYM_RE.match(str(value)):
                 continue
             if str(value) not in _BLANK and value is not None:
                 self.flag(path, f"FIF subject_info.{key}", _show(value, self.show))
+                if key in ("his_id", "first_name", "middle_name", "last_name", "birthday"):
+                    self.identifiers.update([value])
         if str(info.get("experimenter") or "") not in _BLANK:
             self.flag(path, "FIF experimenter", _show(info["experimenter"], self.show))
         if info["meas_date"] is not None and MARKER not in str(info.get("description") or ""):
@@ -180,34 +214,22 @@ class _Scanner:
             if value is not None and any(int(x) for x in value["machid"]):
                 self.flag(path, f"FIF {key}.machid", "machine id (MAC address) of the writer")
         ann = getattr(inst, "annotations", None)
-        free = [d for d in (ann.description if ann is not None else []) if not EVENT_CODE_RE.match(d)]
+        free = [d for d in (ann.description if ann is not None else []) if not self.rule.allowed(d)]
         if free:
-            self.flag(path, "FIF annotations", f"{len(free)} free-text annotation(s), e.g. "
-                      f"{_show(free[0], self.show)}")
+            self.flag(path, "FIF annotations", f"{len(free)} annotation(s) outside the event "
+                      f"mapping and allow-list, e.g. {_show(free[0], self.show)}")
+        extras = [e for e in (getattr(ann, "extras", None) or []) if e]
+        if extras:
+            self.flag(path, "FIF annotation extras", f"{len(extras)} annotation(s) carry extra "
+                      "fields")
 
     # ------------------------------------------------------------------ JSON
-    def obj(self, path: Path, obj: Any, where: str = "", in_subject: bool = False) -> None:
-        if isinstance(obj, dict):
-            for key, value in obj.items():
-                low = str(key).lower()
-                here = f"{where}.{key}" if where else str(key)
-                if low in _STREAM_PSEUDO and not PSEUDONYM_RE.match(str(value)) and value != "":
-                    self.flag(path, here, _show(value, self.show))
-                elif low in _STREAM_DROP or (in_subject and low in _SUBJECT_DROP) or low in (
-                        "birthday", "birthdate", "dob", "first_name", "last_name"):
-                    if value not in (None, "", "X"):
-                        self.flag(path, here, _show(value, self.show))
-                elif low in _SUBJECT_KEYS and not isinstance(value, dict | list):
-                    if not PSEUDONYM_RE.match(str(value)) and value not in (None, ""):
-                        self.flag(path, here, _show(value, self.show))
-                elif in_subject and low == "id" and not PSEUDONYM_RE.match(str(value)):
-                    self.flag(path, here, _show(value, self.show))
-                else:
-                    self.obj(path, value, here, in_subject or low in _SUBJECT_KEYS
-                             or low == "subject_info")
-        elif isinstance(obj, list):
-            for i, value in enumerate(obj):
-                self.obj(path, value, f"{where}[{i}]", in_subject)
+    def obj(self, path: Path, obj: Any, where: str = "") -> None:
+        # As the anonymiser does: the document's own names and ids are searched for too.
+        ids = sidecar.Identifiers(self.identifiers)
+        ids.update(sidecar.collect_identifiers(obj))
+        for here, value in sidecar.findings(obj, ids, where):
+            self.flag(path, here, _show(value, self.show))
 
     def npz(self, path: Path, fh) -> None:
         import numpy as np
@@ -226,43 +248,75 @@ class _Scanner:
                 else:
                     self.flag(path, f"text array {name!r}", "may hold free text")
 
+    def grep(self, path: Path) -> None:
+        """Flag each identifier the user gave that occurs in the file's plaintext bytes."""
+        needles = {n for i in self.given for n in {i.lower().encode("utf-8"),
+                                                   i.lower().encode("latin-1", "replace")}}
+        keep = max(len(n) for n in needles) - 1
+        hits: set[bytes] = set()
+        with open_read(path, self.policy) as fh:
+            tail = b""
+            while chunk := fh.read(_CHUNK):
+                window = tail + chunk.lower()
+                hits.update(n for n in needles if n in window)
+                tail = window[-keep:] if keep else b""
+        if hits:
+            self.flag(path, "file bytes", f"contain {len(hits)} of the given identifier(s)")
+
     # ------------------------------------------------------------------ dispatch
     def file(self, path: Path, root: Path) -> None:
         self.names(path, root)
         suffix = path.suffix.lower()
-        if suffix not in (".edf", ".bdf", ".gdf", ".fif", ".json", ".npz"):
-            self.report.unchecked.append((path, f"{suffix or 'no suffix'}: contents not scanned"))
+        if ".part" in path.suffixes:
+            self.report.unchecked.append(
+                (path, "temporary file of an interrupted write; finish or delete it"))
+            return
+        if suffix not in SCANNED_SUFFIXES:
+            self.report.unchecked.append(
+                (path, f"{suffix or 'suffix-less'} files are not a format verify reads"))
             return
         try:
+            if path.stat().st_size == 0:
+                raise DataError("empty file")
             if is_encrypted(path) and not self.policy.keyset:
                 with open(path, "rb") as fh:
                     hdr = parse_container_header(fh.read(CONTAINER_HEADER_SIZE), str(path))
                 self.report.unchecked.append(
                     (path, f"encrypted (key id {hdr.key_id:#010x}); pass --keyset to scan it"))
                 return
-            if suffix == ".fif":
-                self.fif(path)
-            else:
-                with open_read(path, self.policy) as fh:
-                    if suffix in (".edf", ".bdf"):
-                        self.edf(path, fh)
-                    elif suffix == ".gdf":
-                        self.gdf(path, fh)
-                    elif suffix == ".json":
-                        try:
-                            self.obj(path, json.load(fh))
-                        except (ValueError, UnicodeDecodeError):
-                            raise DataError(f"{path}: not valid JSON") from None
-                    else:
-                        self.npz(path, fh)
-        except (PrivacyError, DataError, OSError, ValueError) as exc:
-            self.report.unchecked.append((path, f"could not be read: {exc}"))
+            self._scan(path, suffix)
+            if self.given:
+                self.grep(path)
+        except Exception as exc:  # whatever stopped the scan, the file was not read
+            self.report.unchecked.append((path, f"could not be read: {_reason(exc, path)}"))
             return
         self.report.checked.append(path)
 
+    def _scan(self, path: Path, suffix: str) -> None:
+        if suffix == ".fif":
+            self.fif(path)
+            return
+        with open_read(path, self.policy) as fh:
+            if suffix in (".edf", ".bdf"):
+                self.edf(path, fh)
+            elif suffix == ".gdf":
+                self.gdf(path, fh)
+            elif suffix == ".json":
+                try:
+                    self.obj(path, json.load(fh))
+                except (ValueError, UnicodeDecodeError):
+                    raise DataError(f"{path}: not valid JSON") from None
+            else:
+                self.npz(path, fh)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("latin-1").strip()
+
 
 def verify_path(path: str | os.PathLike, policy: PrivacyPolicy | None = None, *,
-                show_values: bool = False) -> VerifyReport:
+                show_values: bool = False, events: Iterable[str] | None = None,
+                identifiers: Iterable[str] = ()) -> VerifyReport:
     """Report every identifying field left in a file or in all files under a folder.
 
     Parameters
@@ -274,20 +328,30 @@ def verify_path(path: str | os.PathLike, policy: PrivacyPolicy | None = None, *,
     show_values : bool
         Print the identifying values in findings (off by default, so that the report
         itself does not spread them).
+    events : iterable of str | None
+        Annotation texts to accept besides the allow-list (the event mapping's keys the
+        files were anonymised with).
+    identifiers : iterable of str
+        Texts that name the subject (an id, a name); any file whose plaintext holds one,
+        ignoring case, is flagged.
 
     Returns
     -------
     VerifyReport
+        Not clean when anything was found or any file could not be scanned.
     """
     policy = PrivacyPolicy.from_env() if policy is None else policy
     root = Path(path)
     if not root.exists():
         raise DataError(f"{root}: no such file or folder")
-    scanner = _Scanner(policy, show_values)
+    rule = AnnotationRule.from_policy(policy.replace(keep_annotations=False), events)
+    scanner = _Scanner(policy, show_values, rule, identifiers)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    if not files:
+        raise DataError(f"{root}: no files to verify")
     base = root.parent if root.is_file() else root
-    for f in files:
-        if ".part" in f.suffixes:
-            continue  # an interrupted write's temp file: encrypted or not final
+    # Recordings first, so that the identifiers in their headers are searched for in the
+    # sidecars' free text.
+    for f in sorted(files, key=lambda p: p.suffix.lower() in (".json", ".npz")):
         scanner.file(f, base)
     return scanner.report
