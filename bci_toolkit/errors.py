@@ -44,3 +44,7 @@ class StreamError(BCIError):
 
 class PrivacyError(BCIError):
     """Encryption, decryption or key handling failed (never carries key material)."""
+
+
+class OptionError(BCIError):
+    """A command-line value is out of range or inconsistent; checked before any work starts."""

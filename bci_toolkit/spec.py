@@ -18,12 +18,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bci_toolkit._resources import resource_dir
 from bci_toolkit.errors import SpecError, UnknownNameError
+from bci_toolkit.untrusted import (
+    check_tree,
+    load_yaml_file,
+    load_yaml_text,
+    short_key,
+    short_repr,
+    short_text,
+)
+
+#: Longest decoder or parameter name: they are Python identifiers, echoed in messages.
+_MAX_NAME = 100
+#: Validation problems listed in one message; the rest are counted.
+_MAX_PROBLEMS = 5
 
 Band = tuple[float, float]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # NaN passes every comparison in the validators below: refuse non-finite numbers.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
 
 
 def _check_band(band: Band, where: str) -> Band:
@@ -119,6 +133,21 @@ class DecoderSpec(_Strict):
     name: str
     params: dict[str, Any] = {}
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if len(v) > _MAX_NAME:
+            raise ValueError(f"expected a registered decoder name, got {short_repr(v)}")
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            if len(key) > _MAX_NAME or not key.isidentifier():
+                raise ValueError(f"parameter names are Python identifiers, got {short_repr(key)}")
+        return v
+
 
 class OnlineSpec(_Strict):
     """Sliding-window settings for live decoding."""
@@ -191,17 +220,22 @@ class PipelineSpec(_Strict):
 
 
 def _format_error(exc: ValidationError, where: str) -> str:
+    # Keys and values come from the user's file: each is quoted short, and only the first
+    # few problems are listed, so that the message stays one readable line.
+    errors = exc.errors(include_url=False)
     lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
+    for err in errors[:_MAX_PROBLEMS]:
+        loc = ".".join(short_key(p) for p in err["loc"]) or "(top level)"
+        msg = short_text(err["msg"].removeprefix("Value error, "), 300)
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
         elif "input" in err and err["type"] not in ("value_error",):
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {short_repr(err['input'])})"
         lines.append(f"{where}: {loc}: {msg}")
+    if len(errors) > _MAX_PROBLEMS:
+        lines.append(f"and {len(errors) - _MAX_PROBLEMS} more problems")
     return "; ".join(lines)
 
 
@@ -209,6 +243,9 @@ def parse_spec(data: Any, where: str = "<spec>") -> PipelineSpec:
     """Validate a spec given as a mapping."""
     if not isinstance(data, dict):
         raise SpecError(f"{where}: a pipeline spec must be a mapping, got {type(data).__name__}")
+    # Specs also arrive as data (artifacts, the Python API): bound them before deepcopy and
+    # pydantic, which both recurse.
+    check_tree(data, where, SpecError)
     data = copy.deepcopy(data)
     try:
         spec = PipelineSpec.model_validate({**data, "source": where})
@@ -220,19 +257,23 @@ def parse_spec(data: Any, where: str = "<spec>") -> PipelineSpec:
     if spec.privacy is not None:
         from bci_toolkit.privacy import validate_privacy_spec
 
-        validate_privacy_spec(spec.privacy)
+        validate_privacy_spec(spec.privacy, where=f"{where}: privacy")
     return spec
 
 
+def spec_from_yaml(text: str, where: str = "<spec>") -> PipelineSpec:
+    """Validate a spec given as YAML text (bounded as files are, see :func:`load_spec`)."""
+    return parse_spec(load_yaml_text(text, where, SpecError), where)
+
+
 def load_spec(path: str | os.PathLike) -> PipelineSpec:
-    """Read and validate a YAML spec file."""
+    """Read and validate a YAML spec file.
+
+    The file is untrusted: at most 1 MiB, no YAML aliases, at most 64 levels of nesting
+    (see :mod:`bci_toolkit.untrusted`); every problem is one :class:`SpecError` line.
+    """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: pipeline file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise SpecError(f"{path}: cannot read YAML ({exc})") from None
+    data = load_yaml_file(path, SpecError, what="pipeline file")
     return parse_spec(data, str(path))
 
 
@@ -244,15 +285,19 @@ def list_pipelines() -> list[str]:
 def get_spec(name_or_path: str) -> PipelineSpec:
     """A shipped pipeline by name, or a user's YAML file by path."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+    try:
+        is_path = candidate.suffix in (".yaml", ".yml") or candidate.exists()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL
+        is_path = False
+    if is_path:
         return load_spec(candidate)
-    path = resource_dir("pipelines") / f"{name_or_path}.yaml"
-    if not path.is_file():
+    # Only known names reach the file system: a name is never turned into a path.
+    if name_or_path not in list_pipelines():
         raise UnknownNameError(
-            f"unknown pipeline {name_or_path!r}; expected a path to a YAML file or one of "
-            f"{list_pipelines()}"
+            f"unknown pipeline {short_repr(name_or_path)}; expected a path to a YAML file or "
+            f"one of {list_pipelines()}"
         )
-    return load_spec(path)
+    return load_spec(resource_dir("pipelines") / f"{name_or_path}.yaml")
 
 
 def dump_spec(spec: PipelineSpec) -> str:

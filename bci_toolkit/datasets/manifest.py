@@ -6,10 +6,9 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from bci_toolkit._resources import resource_dir
 from bci_toolkit.errors import DataError, UnknownNameError
+from bci_toolkit.untrusted import load_yaml_file, short_repr
 
 
 @dataclass(frozen=True)
@@ -80,19 +79,23 @@ _REQUIRED = ("name", "title", "source", "licence", "citation", "paradigm", "sfre
              "files", "subjects")
 
 
+#: Most subjects a manifest may declare (the range is expanded into a tuple).
+MAX_SUBJECTS = 100_000
+
+
 def _parse_subjects(value: object, where: str) -> tuple[int, ...]:
     if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return tuple(range(value[0], value[1] + 1))
-    raise DataError(f"{where}: 'subjects' must be [first, last], got {value!r}")
+        first, last = value
+        if 1 <= first <= last and last - first < MAX_SUBJECTS:
+            return tuple(range(first, last + 1))
+    raise DataError(f"{where}: 'subjects' must be [first, last] with 1 <= first <= last and at "
+                    f"most {MAX_SUBJECTS} subjects, got {short_repr(value)}")
 
 
 def load_manifest(path: str | Path) -> Manifest:
     """Read and check a manifest YAML file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise DataError(f"{path}: cannot read manifest ({exc})") from None
+    raw = load_yaml_file(path, DataError, what="manifest")
     if not isinstance(raw, dict):
         raise DataError(f"{path}: a manifest must be a mapping")
     missing = [k for k in _REQUIRED if k not in raw]
