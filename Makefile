@@ -11,7 +11,7 @@ export LSLAPICFG
 export MOABB_DOWNLOAD_PROVIDER ?= upstream
 OUT ?= results/quickstart
 
-.PHONY: setup quickstart test lint
+.PHONY: setup quickstart test lint docs
 setup:
 	./scripts/setup.sh
 
@@ -24,3 +24,8 @@ test: setup
 
 lint: setup
 	.venv/bin/ruff check bci_toolkit tests benchmarks
+	.venv/bin/lint-imports
+
+# The documentation site, warnings as errors (mkdocs.yml: strict).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site

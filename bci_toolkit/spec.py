@@ -251,9 +251,6 @@ def parse_spec(data: Any, where: str = "<spec>") -> PipelineSpec:
         spec = PipelineSpec.model_validate({**data, "source": where})
     except ValidationError as exc:
         raise SpecError(_format_error(exc, where)) from None
-    from bci_toolkit.decoders.registry import check_decoder_spec
-
-    check_decoder_spec(spec.decoder, where)
     if spec.privacy is not None:
         from bci_toolkit.privacy import validate_privacy_spec
 

@@ -172,12 +172,14 @@ def _warm_up(spec: Any, d: Any, classes: list[str], args: Any) -> None:
 
 def run_dataset(dataset: str, task: str, subjects: list[int], spec: Any, args: Any
                 ) -> dict[str, Any]:
-    from bci_toolkit.decoders.deep.transfer import load_subjects
     from bci_toolkit.decoders.registry import DecoderContext, make_decoder
     from bci_toolkit.evaluation.metrics import fold_metrics, primary_metric
     from bci_toolkit.evaluation.protocols import within_session_splits
+    from bci_toolkit.pipeline import DatasetSource
 
-    data, classes = load_subjects(spec, dataset, subjects, task, args.data_dir)
+    source = DatasetSource(dataset, subjects, task, args.data_dir)
+    source.check()
+    data, classes = source.epochs_by_subject(spec), source.classes()
     metric = primary_metric(len(classes))
     scores: dict[str, list[float]] = {"ours": [], "plain": []}
     times = {"ours": 0.0, "plain": 0.0}

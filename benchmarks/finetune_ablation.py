@@ -1,8 +1,9 @@
 """Ways of adapting a pre-trained ConvNet to a new subject, on the same folds.
 
 For each held-out subject, one model is pre-trained on every other subject of
-``--subjects`` (:func:`~bci_toolkit.decoders.deep.transfer.pretrain`, with the pipeline's
-parameters plus ``--set`` overrides). On the held-out subject's stratified 5-fold split
+``--subjects`` (:func:`~bci_toolkit.evaluation.protocols.finetune.pretrain`, the
+``cross-subject+finetune`` protocol's pre-training, with the pipeline's parameters plus
+``--set`` overrides). On the held-out subject's stratified 5-fold split
 (the folds of ``deep_accuracy.py``), that single model is then scored
 
 * as is (``cross-subject``);
@@ -74,8 +75,9 @@ def _adapted(model: Any, variant: dict[str, Any], train: Any) -> Any:
 
 def run(args: argparse.Namespace, save: Any = None) -> dict[str, dict[str, float]]:
     from bci_toolkit.cli._common import parse_int_list
-    from bci_toolkit.decoders.deep.transfer import _mask, _score, load_subjects, pretrain
-    from bci_toolkit.evaluation.protocols import within_session_splits
+    from bci_toolkit.evaluation.protocols.finetune import pretrain
+    from bci_toolkit.pipeline import DatasetSource, Pipeline
+    from bci_toolkit.pipeline.scoring import score_fold, subset, within_session_splits
     from bci_toolkit.spec import get_spec, parse_spec
 
     spec = get_spec(args.pipeline)
@@ -88,24 +90,25 @@ def run(args: argparse.Namespace, save: Any = None) -> dict[str, dict[str, float
     subjects = parse_int_list(args.subjects, "subjects")
     held_out = parse_int_list(args.held_out, "held-out") if args.held_out else subjects
     variants = json.loads(args.variants)
-    epochs, classes = load_subjects(spec, args.dataset, subjects, args.task, args.data_dir)
+    source = DatasetSource(args.dataset, subjects, args.task, args.data_dir)
+    source.check([spec])
+    epochs, classes = source.epochs_by_subject(spec), source.classes()
     results: dict[str, dict[str, float]] = {}
     for subject in held_out:
         t0 = time.perf_counter()
-        model = pretrain(spec, [epochs[s] for s in subjects if s != subject], classes,
-                         args.seed)
+        model = pretrain(Pipeline(spec, seed=args.seed),
+                         [epochs[s] for s in subjects if s != subject], classes).decoder_
         sess = epochs[subject]
         scores: dict[str, list[float]] = {"cross-subject": [], "realigned": []}
         scores |= {json.dumps(v): [] for v in variants}
         for tr, te in within_session_splits(sess.y, args.n_folds, args.seed):
-            train = sess.subset(_mask(len(sess.y), tr))
-            test = sess.subset(_mask(len(sess.y), te))
-            scores["cross-subject"].append(_score(model, test, classes)["roc_auc"])
+            train, test = subset(sess, tr), subset(sess, te)
+            scores["cross-subject"].append(score_fold(model, test, classes)["roc_auc"])
             scores["realigned"].append(
-                _score(_realigned(model, sess.X), test, classes)["roc_auc"])
+                score_fold(_realigned(model, sess.X), test, classes)["roc_auc"])
             for v in variants:
                 scores[json.dumps(v)].append(
-                    _score(_adapted(model, v, train), test, classes)["roc_auc"])
+                    score_fold(_adapted(model, v, train), test, classes)["roc_auc"])
         results[str(subject)] = {k: float(np.mean(v)) for k, v in scores.items()}
         print(f"subject {subject} ({time.perf_counter() - t0:.0f} s): "
               + ", ".join(f"{k} {v:.3f}" for k, v in results[str(subject)].items()),

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bci_toolkit.cli._common import parse_int_list
     from bci_toolkit.decoders.deep import _runtime
-    from bci_toolkit.decoders.deep.transfer import concat_epochs, load_subjects
+    from bci_toolkit.pipeline import DatasetSource, concat_epochs
     from bci_toolkit.spec import get_spec
 
     cuda = torch.cuda.is_available()
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         spec = get_spec(name)
-        subs, classes = load_subjects(spec, "eegbci", subjects, "left_right", args.data_dir)
+        source = DatasetSource("eegbci", subjects, "left_right", args.data_dir)
+        source.check()
+        subs, classes = source.epochs_by_subject(spec), source.classes()
         data = concat_epochs([subs[s] for s in subjects])
         n = len(data.y) * args.epochs
         cpu = n / _fit_time(spec, data, classes, "cpu", args.epochs, threads)

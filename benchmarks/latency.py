@@ -96,8 +96,8 @@ def _training_data(sfreq: float):
 
 def _artifact(pipeline: str, sfreq: float):
     from bci_toolkit.decoders.artifact import Artifact
+    from bci_toolkit.pipeline import Pipeline
     from bci_toolkit.spec import get_spec, parse_spec
-    from bci_toolkit.training import fit_epochs
 
     data = get_spec(pipeline).to_dict()
     # Emit a command on every window, so every window's latency is a command latency.
@@ -106,7 +106,7 @@ def _artifact(pipeline: str, sfreq: float):
     spec = parse_spec(data, f"{pipeline}-every-window").with_causal_filter()
     recs, epoch_recordings = _training_data(sfreq)
     train = epoch_recordings(recs[1:], spec, ["left", "right"])
-    decoder = fit_epochs(spec, train, ["left", "right"])
+    decoder = Pipeline(spec).fit(train, classes=["left", "right"]).decoder_
     names = [f"EEG{i:03d}" for i in range(len(train.ch_names))]
     art = Artifact(decoder=decoder, spec=spec, ch_names=names, sfreq=sfreq,
                    classes=[str(c) for c in decoder.classes_], n_times=train.X.shape[2])

@@ -38,17 +38,16 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = setup_env()
     from bci_toolkit.cli._common import parse_int_list
-    from bci_toolkit.evaluation import EvaluationConfig
-    from bci_toolkit.session.pseudo_online import evaluate_pseudo_online
+    from bci_toolkit.evaluation import EvaluationConfig, evaluate
     from bci_toolkit.spec import get_spec
 
     config = EvaluationConfig(
         dataset="eegbci", subjects=parse_int_list(args.subjects, "subjects"),
         task="left_right", pipelines=[get_spec(p.strip()) for p in args.pipelines.split(",")],
-        protocol="pseudo-online", n_jobs=args.n_jobs, data_dir=str(data_dir))
+        protocol="pseudo-online", n_jobs=args.n_jobs, data_dir=str(data_dir),
+        transport=args.transport, speed=args.speed)
     t0 = time.perf_counter()
-    result = evaluate_pseudo_online(config, transport=args.transport, speed=args.speed,
-                                    progress=False)
+    result = evaluate(config, progress=False)
     elapsed = time.perf_counter() - t0
     print(f"EEGMMIDB left vs right, subjects {args.subjects}, leave one run out, transport "
           f"{args.transport}, {elapsed:.0f} s\n")

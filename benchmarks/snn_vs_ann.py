@@ -100,6 +100,7 @@ def live_filter_uj(spec: Any, rows: list[dict[str, Any]]) -> float:
     """
     from bci_toolkit.evaluation.energy import (
         DEFAULT_ENERGY_MODEL,
+        energy_fields,
         get_energy_model,
         online_filter_cost,
     )
@@ -110,15 +111,15 @@ def live_filter_uj(spec: Any, rows: list[dict[str, Any]]) -> float:
     data["preprocessing"]["resample"] = None  # counted at the rate the decoder sees
     count = online_filter_cost(parse_spec(data, spec.name), int(row["n_channels"]),
                                float(row["sfreq"]))
-    return count.fields(get_energy_model(DEFAULT_ENERGY_MODEL))["energy_per_decision_uj"]
+    return energy_fields(count, get_energy_model(DEFAULT_ENERGY_MODEL))["energy_per_decision_uj"]
 
 
 def latency(dataset: str, subject: int, specs: tuple[Any, Any], repeats: int) -> dict:
     """Single-window ``predict_proba`` wall time of both decoders, fitted on one subject."""
     from bci_toolkit.datasets import get_dataset
     from bci_toolkit.evaluation.energy import decision_cost
+    from bci_toolkit.pipeline import Pipeline
     from bci_toolkit.preprocessing.offline import epoch_recordings
-    from bci_toolkit.training import fit_epochs
 
     ds = get_dataset(dataset)
     classes = list(ds.manifest.task(TASKS[dataset]).classes)
@@ -126,7 +127,7 @@ def latency(dataset: str, subject: int, specs: tuple[Any, Any], repeats: int) ->
     out = {}
     for spec in specs:
         data = epoch_recordings(recs, spec, classes)
-        decoder = fit_epochs(spec, data, classes)
+        decoder = Pipeline(spec).fit(data, classes=classes).decoder_
         window = data.X[:1]
         for _ in range(10):  # warm-up: first calls compile / allocate
             decoder.predict_proba(window)

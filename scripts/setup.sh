@@ -11,7 +11,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch is pinned in the same resolve as braindecode so that pip takes the CPU wheel.
-.venv/bin/python -m pip install -q -e ".[test,bench]" "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[test,bench,dev]" "torch==2.13.0"
 # braindecode 1.8.1 requires torchaudio, whose only wheel is a CUDA build whose compiled
 # extensions fail to load beside a CPU torch. Without them torchaudio falls back to pure
 # Python, which is all braindecode needs.

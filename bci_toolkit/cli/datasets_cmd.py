@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bci_toolkit.cli._common import DATA_DIR_OPTION, parse_int_list
+from bci_toolkit.cli._common import DATA_DIR_OPTION, check_data_dir, parse_subjects
 
 
 def register(app: typer.Typer) -> None:
@@ -39,8 +39,10 @@ def register(app: typer.Typer) -> None:
         from bci_toolkit.datasets import get_dataset, list_datasets
         from bci_toolkit.errors import IntegrityError
 
+        # A missing folder would report every file as "not downloaded": refuse it instead.
+        check_data_dir(data_dir, must_exist=True)
         names = [dataset] if dataset else list_datasets()
-        subj = parse_int_list(subjects, "subjects") if subjects else None
+        subj = parse_subjects(subjects, names) if subjects else None
         bad = []
         for name in names:
             ds = get_dataset(name, data_dir)

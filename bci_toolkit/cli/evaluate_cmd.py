@@ -13,19 +13,23 @@ from bci_toolkit.cli._common import (
     DATA_DIR_OPTION,
     ENCRYPT_OPTION,
     KEYSET_OPTION,
-    parse_int_list,
+    check_data_dir,
+    check_number,
+    check_out_dir,
+    parse_subjects,
     resolve_policy,
 )
 
 
 def _specs(pipelines: str) -> list:
     from bci_toolkit.errors import UnknownNameError
+    from bci_toolkit.pipeline import check_spec
     from bci_toolkit.spec import get_spec
 
     names = [p.strip() for p in pipelines.split(",") if p.strip()]
     if not names:
         raise UnknownNameError("--pipelines: give at least one pipeline name or YAML path")
-    specs = [get_spec(n) for n in names]
+    specs = [check_spec(get_spec(n)) for n in names]
     seen = set()
     for s in specs:
         if s.name in seen:
@@ -49,6 +53,29 @@ def _check_source(config) -> None:
         raise UnknownNameError("give --dataset and --task, or --file with --events")
 
 
+def _check_evaluate_options(protocol: str, n_jobs: int, n_folds: int, permutations: int,
+                            seed: int, phase: str | None) -> None:
+    """Refuse bad option values before any pipeline, dataset or folder is touched."""
+    from bci_toolkit._checks import _check_option
+    from bci_toolkit.errors import OptionError
+    from bci_toolkit.evaluation.protocols import check_protocol
+
+    check_protocol(protocol)
+    if phase is not None:
+        _check_option("--phase", phase, ("zero", "causal"))
+    check_number(n_jobs, "--n-jobs", minimum=1, also=(-1,), hint=" (or -1: one per core)")
+    check_number(n_folds, "--n-folds", minimum=2)
+    check_number(seed, "--seed", minimum=0, maximum=2**32 - 1)
+    check_number(permutations, "--permutations", minimum=0)
+    if permutations:
+        # Protocols declare what they support; an unknown name is refused here as well.
+        from bci_toolkit.evaluation.protocols import get_protocol
+
+        if not get_protocol(protocol).capabilities.supports_permutations:
+            raise OptionError(f"--permutations: protocol {protocol!r} does not compute "
+                              "permutation p-values; use within-session or drop the option")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(
@@ -65,7 +92,12 @@ def register(app: typer.Typer) -> None:
         pipelines: str = typer.Option(..., "--pipelines",
                                       help="Comma-separated shipped pipeline names or YAML paths."),
         protocol: str = typer.Option("within-session", "--protocol",
-                                     help="within-session | cross-session | cross-subject | pseudo-online"),
+                                     help="within-session | cross-session | cross-subject | "
+                                          "cross-subject+finetune | pseudo-online"),
+        phase: str = typer.Option(None, "--phase",
+                                  help="Filter phase to score: zero (zero-phase, as in the "
+                                       "literature) or causal (what runs live). Default: the "
+                                       "spec's own."),
         out: Path = typer.Option(..., "--out", help="Output folder for results and report."),
         n_jobs: int = typer.Option(1, "--n-jobs", help="Subjects evaluated in parallel."),
         seed: int = typer.Option(42, "--seed", help="Seed of the fold shuffling and decoders."),
@@ -80,31 +112,31 @@ def register(app: typer.Typer) -> None:
         keyset: str = KEYSET_OPTION,
     ) -> None:
         """Evaluate pipelines on a dataset and write results.json, results.csv, report.html."""
+        # Values first, then the pipeline files (a hostile one is refused before the heavy
+        # imports below), then the subjects against the dataset: all before any work.
+        _check_evaluate_options(protocol, n_jobs, n_folds, permutations, seed, phase)
+        check_out_dir(out)
+        check_data_dir(data_dir, must_exist=False)
+        specs = _specs(pipelines)
+        subject_list = parse_subjects(subjects, [dataset] if dataset and not files else None)
         from rich.console import Console
 
         from bci_toolkit.evaluation import EvaluationConfig
         from bci_toolkit.evaluation import evaluate as run_evaluation
         from bci_toolkit.evaluation.outputs import print_table, write_results
-        from bci_toolkit.evaluation.protocols import check_protocol
         from bci_toolkit.evaluation.report import write_report
 
         config = EvaluationConfig(
-            dataset=dataset or "files", subjects=parse_int_list(subjects, "subjects"),
-            task=task or "files", pipelines=_specs(pipelines), protocol=protocol,
+            dataset=dataset or "files", subjects=subject_list,
+            task=task or "files", pipelines=specs, protocol=protocol,
             n_folds=n_folds, seed=seed, n_jobs=n_jobs, scheduler=scheduler, data_dir=data_dir,
             permutations=permutations, files=[str(f) for f in files] if files else None,
-            events=_events(events),
+            events=_events(events), phase=phase,
         )
         _check_source(config)
         policy = resolve_policy(encrypt, keyset, config.pipelines)
         t0 = time.perf_counter()
-        if protocol == "pseudo-online":
-            from bci_toolkit.session.pseudo_online import evaluate_pseudo_online
-
-            result = evaluate_pseudo_online(config)
-        else:
-            check_protocol(protocol)
-            result = run_evaluation(config)
+        result = run_evaluation(config)
         elapsed = time.perf_counter() - t0
         console = Console(width=max(120, 30 + 16 * len(config.pipelines)))
         print_table(result.rows, console)
@@ -133,18 +165,37 @@ def register(app: typer.Typer) -> None:
             True, "--causal/--zero-phase",
             help="Train with the causal filter the live session uses (default), so that "
                  "training and serving see the same numbers."),
+        cv_folds: int = typer.Option(
+            5, "--cv-folds",
+            help="Folds of the cross-validated score of the deployed (causal) pipeline that "
+                 "is written into artifact.json (0: skip it)."),
         encrypt: bool = ENCRYPT_OPTION,
         keyset: str = KEYSET_OPTION,
     ) -> None:
         """Fit a pipeline on all the given data and write a decoder artifact."""
-        from bci_toolkit.training import train_artifact
+        check_number(seed, "--seed", minimum=0, maximum=2**32 - 1)
+        check_number(cv_folds, "--cv-folds", minimum=0)
+        if cv_folds == 1:
+            from bci_toolkit.errors import OptionError
+
+            raise OptionError("--cv-folds must be 0 (skip) or at least 2, got 1")
+        check_out_dir(out)
+        check_data_dir(data_dir, must_exist=False)
+        subject_list = parse_subjects(subjects, [dataset])
+        from bci_toolkit.pipeline import DatasetSource, Pipeline
+        from bci_toolkit.pipeline import train as train_pipeline
 
         spec = _specs(pipeline)[0]
-        path, info = train_artifact(
-            spec, dataset=dataset, subjects=parse_int_list(subjects, "subjects"), task=task,
-            out=out, data_dir=data_dir, seed=seed, causal=causal,
-            policy=resolve_policy(encrypt, keyset, [spec]),
+        result = train_pipeline(
+            Pipeline(spec, phase="causal" if causal else None, seed=seed),
+            DatasetSource(dataset, subject_list, task, data_dir), out,
+            policy=resolve_policy(encrypt, keyset, [spec]), cv_folds=cv_folds,
         )
+        info = result.info
         typer.echo(f"trained {spec.name} on {info['n_trials']} trials "
                    f"({', '.join(f'{k}: {v}' for k, v in info['class_counts'].items())}) "
-                   f"in {info['fit_time_s']:.2f} s → {path}")
+                   f"in {info['fit_time_s']:.2f} s → {result.path}")
+        if result.cv_score is not None:
+            cv = result.cv_score
+            typer.echo(f"cross-validated {cv['metric']} of the deployed {cv['phase']} pipeline: "
+                       f"{cv['mean']:.3f} ± {cv['std']:.3f} ({cv['n_folds']} folds)")

@@ -11,7 +11,16 @@ from typing import Any
 
 import typer
 
-from bci_toolkit.cli._common import DATA_DIR_OPTION
+from bci_toolkit.cli._common import (
+    DATA_DIR_OPTION,
+    check_data_dir,
+    check_number,
+    check_out_dir,
+    check_sinks,
+)
+
+#: Longest ring buffer (s): it is allocated up front, channels x seconds x rate.
+MAX_BUFFER_S = 3600.0
 
 
 def _sigterm_as_interrupt() -> None:
@@ -143,13 +152,20 @@ def register(app: typer.Typer) -> None:
         """Publish a recording as an LSL EEG stream (µV) plus a marker stream of its cues."""
         import threading
 
-        from bci_toolkit.errors import DataError, UnknownNameError
-        from bci_toolkit.streaming.replay import Replayer
+        from bci_toolkit.errors import UnknownNameError
 
         if (file is None) == (dataset is None):
             raise UnknownNameError("give either --dataset (with --subject) or --file")
         if dtype not in ("float32", "float64"):
             raise UnknownNameError(f"--dtype: expected float32 or float64, got {dtype!r}")
+        # Before the recording is read and, above all, before any outlet is published.
+        check_number(duration, "--duration", above=0)
+        check_number(speed, "--speed", above=0)
+        check_number(chunk_ms, "--chunk-ms", above=0)
+        check_number(wait, "--wait-for-consumer", minimum=0)
+        check_data_dir(data_dir, must_exist=False)
+        from bci_toolkit.streaming.replay import Replayer
+
         if dataset is not None:
             if subject is None:
                 raise UnknownNameError("--dataset needs --subject")
@@ -170,8 +186,6 @@ def register(app: typer.Typer) -> None:
             + "; Ctrl-C to stop", err=True)
         timer = None
         if duration is not None:
-            if duration <= 0:
-                raise DataError(f"--duration must be positive, got {duration}")
             timer = threading.Timer(duration, player.stop)
             timer.daemon = True
             timer.start()
@@ -226,7 +240,20 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         """Run a live BCI session over LSL, or calibrate one (--calibrate)."""
-        from bci_toolkit.errors import SpecError, UnknownNameError
+        from bci_toolkit.errors import UnknownNameError
+
+        # Every value is checked, and every sink spec parsed, before an artifact is read,
+        # a folder made or a stream resolved.
+        check_number(duration, "--duration", above=0)
+        check_number(buffer, "--buffer", minimum=1, maximum=MAX_BUFFER_S, unit=" s")
+        check_number(timeout, "--timeout", above=0)
+        check_number(max_lag, "--max-lag", above=0)
+        check_number(stall_timeout, "--stall-timeout", above=0)
+        check_number(reconnect_timeout, "--reconnect-timeout", above=0)
+        check_number(trials, "--trials", minimum=1)
+        check_sinks(sink)
+        check_out_dir(out)
+        check_out_dir(record, "--record")
         from bci_toolkit.privacy import PrivacyPolicy
 
         sel = _selector(stream, stream_type, source_id)
@@ -236,11 +263,12 @@ def register(app: typer.Typer) -> None:
                 raise UnknownNameError("--calibrate needs --pipeline, --out and --markers")
             if model is not None:
                 raise UnknownNameError("--calibrate trains a model; do not give --model")
+            from bci_toolkit.pipeline import check_spec
             from bci_toolkit.session.calibration import calibrate as run_calibration
             from bci_toolkit.session.live import StreamSelector, default_record_folder
             from bci_toolkit.spec import get_spec
 
-            spec = get_spec(pipeline)
+            spec = check_spec(get_spec(pipeline))
             policy = PrivacyPolicy.from_sources(spec=spec.privacy)
             folder = None if no_record else (record or default_record_folder("calibration"))
             result = run_calibration(
@@ -253,6 +281,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"calibrated {spec.name} on {result.n_trials} trials ({counts}) from "
                        f"{result.duration_s:.1f} s of EEG ({result.ended_by}) → "
                        f"{result.artifact}", err=True)
+            if result.cv_score is not None:
+                cv = result.cv_score
+                typer.echo(f"cross-validated {cv['metric']} of the deployed {cv['phase']} "
+                           f"pipeline: {cv['mean']:.3f} ± {cv['std']:.3f} "
+                           f"({cv['n_folds']} folds)", err=True)
             if result.record is not None:
                 typer.echo(f"calibration recording → {result.record}", err=True)
             if as_json:
@@ -261,19 +294,18 @@ def register(app: typer.Typer) -> None:
                     "n_trials": result.n_trials, "class_counts": result.class_counts,
                     "duration_s": result.duration_s, "ended_by": result.ended_by,
                     "record": str(result.record) if result.record else None,
-                    "events": result.events}))
+                    "events": result.events, "cv_score": result.cv_score}))
             return
 
         if model is None:
             raise UnknownNameError("give --model ARTIFACT (or --calibrate to make one)")
+        from bci_toolkit.commands.sinks.factory import redact_spec
         from bci_toolkit.decoders.artifact import load_artifact
         from bci_toolkit.session.live import LiveSession, StreamSelector, default_record_folder
 
         env_policy = PrivacyPolicy.from_env()
         artifact = load_artifact(model, env_policy)
         policy = PrivacyPolicy.from_sources(spec=artifact.spec.privacy)
-        if max_lag is not None and max_lag <= 0:
-            raise SpecError(f"--max-lag must be positive, got {max_lag}")
         folder = None if no_record else (record or default_record_folder("live"))
         session = LiveSession(
             artifact, stream=sel, markers=StreamSelector(name=markers) if markers else None,
@@ -286,7 +318,8 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"decoding {desc.label()} with {artifact.spec.name} "
                    f"({', '.join(artifact.classes)}; window {artifact.spec.window_length:g} s, "
                    f"step {artifact.spec.online.step:g} s) → "
-                   f"{', '.join(sink) if sink else 'no sink'}; Ctrl-C to stop", err=True)
+                   f"{', '.join(redact_spec(s) for s in sink) if sink else 'no sink'}; "
+                   "Ctrl-C to stop", err=True)
         summary = session.run(duration)
         typer.echo(summary.format(), err=True)
         if as_json:

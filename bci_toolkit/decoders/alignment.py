@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from bci_toolkit._checks import _check_option
+
 ALIGNMENTS = ("none", "euclidean")
 
 
@@ -49,5 +51,5 @@ def align_groups(X: np.ndarray, groups: Any) -> np.ndarray:
 
 
 def check_alignment(value: str) -> None:
-    if value not in ALIGNMENTS:
-        raise ValueError(f"alignment must be one of {list(ALIGNMENTS)}, got {value!r}")
+    """Raise unless ``value`` is one of :data:`ALIGNMENTS`."""
+    _check_option("alignment", value, ALIGNMENTS)

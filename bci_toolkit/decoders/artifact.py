@@ -8,7 +8,8 @@ Layout of an artifact folder::
     *.safetensors   torch weights (deep and spiking decoders)
 
 Nothing is ever unpickled. Every file goes through the privacy write hook, so an
-encrypting policy covers artifacts too.
+encrypting policy covers artifacts too. Loading treats the folder as untrusted input; see
+:func:`load_artifact`.
 """
 
 from __future__ import annotations
@@ -25,13 +26,19 @@ from typing import Any
 
 import numpy as np
 
-from bci_toolkit import __version__
-from bci_toolkit.errors import ArtifactError
-from bci_toolkit.privacy import PrivacyPolicy, read_bytes, write_bytes, write_text
+from bci_toolkit._version import __version__
+from bci_toolkit.decoders._artifact_files import MANIFEST_MAX_BYTES, read_member
+from bci_toolkit.decoders.registry import check_decoder_spec
+from bci_toolkit.errors import ArtifactError, SpecError, UnknownNameError
+from bci_toolkit.privacy import PrivacyPolicy, write_bytes, write_text
 from bci_toolkit.spec import PipelineSpec, parse_spec
+from bci_toolkit.untrusted import check_tree, short_repr, short_text
 
 FORMAT_VERSION = 1
 _MANIFEST = "artifact.json"
+# Bounds of the manifest's JSON before the schema sees it (saved manifests nest 6 deep).
+_MAX_DEPTH = 64
+_MAX_NODES = 1_000_000
 _VERSIONED = ("numpy", "scipy", "scikit-learn", "mne", "pyriemann", "torch", "braindecode",
               "snntorch", "skops")
 
@@ -125,63 +132,141 @@ def _jsonable(value: Any) -> Any:
                                  if isinstance(o, np.ndarray) else str(o)))
 
 
-def _trusted_types(untrusted: list[str]) -> list[str]:
-    # Only types from the libraries our decoders are built from, plus numpy/builtins.
-    prefixes = ("bci_toolkit.", "sklearn.", "pyriemann.", "mne.", "numpy.", "scipy.",
-                "builtins.", "functools.partial", "collections.")
-    bad = [t for t in untrusted if not t.startswith(prefixes)]
-    if bad:
-        raise ArtifactError(
-            f"model.skops: refuses to load types outside the toolkit's decoders: {bad[:5]}"
-        )
-    return untrusted
-
-
 def load_artifact(path: str | os.PathLike, policy: PrivacyPolicy | None = None) -> Artifact:
-    """Load an artifact folder written by :func:`save_artifact`."""
+    """Load an artifact folder written by :func:`save_artifact`.
+
+    The folder is untrusted input: ``artifact.json`` is validated against a strict schema
+    (:mod:`~bci_toolkit.decoders._artifact_schema`), every file it names must be a regular
+    file inside the folder, reads are bounded (``$BCI_MAX_FILE_BYTES``, 16 MiB for the
+    manifest), a skops model may only hold allow-listed types
+    (:mod:`~bci_toolkit.decoders._artifact_skops`), and when ``policy.encrypt`` every file
+    must be ciphertext.
+
+    Parameters
+    ----------
+    path : path-like
+        The artifact folder.
+    policy : PrivacyPolicy | None
+        Keys for encrypted artifacts; None means :meth:`PrivacyPolicy.from_env`.
+
+    Raises
+    ------
+    ArtifactError
+        One line naming the file and field at fault.
+    PrivacyError
+        An encrypted file cannot be decrypted, or a plaintext file where the policy
+        requires ciphertext.
+    """
+    from bci_toolkit.decoders._artifact_schema import validate_manifest
+
     path = Path(path)
+    policy = PrivacyPolicy.from_env() if policy is None else policy
     manifest_path = path / _MANIFEST
-    if not manifest_path.is_file():
+    if not path.is_dir() or not (manifest_path.exists() or manifest_path.is_symlink()):
         raise ArtifactError(f"{path}: not an artifact folder (no {_MANIFEST})")
     try:
-        manifest = json.loads(read_bytes(manifest_path, policy))
+        text = read_member(path, _MANIFEST, policy, field="",
+                           max_bytes=MANIFEST_MAX_BYTES)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: not an artifact folder (no {_MANIFEST})") from None
+    try:
+        raw = json.loads(text)
     except ValueError as exc:
-        raise ArtifactError(f"{manifest_path}: not valid JSON ({exc})") from None
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+        raise ArtifactError(f"{manifest_path}: not valid JSON ({short_text(str(exc), 120)})") \
+            from None
+    except RecursionError:
+        raise ArtifactError(f"{manifest_path}: not valid JSON (nested too deeply)") from None
+    if not isinstance(raw, dict):
+        raise ArtifactError(f"{manifest_path}: expected a JSON object, got "
+                            f"{type(raw).__name__}")
+    version = raw.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
         raise ArtifactError(
-            f"{manifest_path}: format_version {version!r} is not supported; expected "
-            f"{FORMAT_VERSION}"
+            f"{manifest_path}: format_version {short_repr(version, 40)} is not supported; "
+            f"expected {FORMAT_VERSION}"
         )
-    for key in ("spec", "ch_names", "sfreq", "n_times", "classes", "model"):
-        if key not in manifest:
-            raise ArtifactError(f"{manifest_path}: missing field {key!r}")
-    spec = parse_spec(manifest["spec"], f"{manifest_path}:spec")
-    model = manifest["model"]
-    if model.get("format") == "skops":
-        import skops.io as sio
-
-        data = read_bytes(path / model["file"], policy)
-        untrusted = sio.get_untrusted_types(data=data)
-        decoder = sio.loads(data, trusted=_trusted_types(untrusted))
-    elif model.get("format") == "weights":
-        from bci_toolkit.decoders.registry import get_decoder_class
-
-        cls = get_decoder_class(spec.decoder.name)
-        if _qualname_of(cls) != model.get("class"):
-            raise ArtifactError(
-                f"{manifest_path}: model class {model.get('class')!r} does not match decoder "
-                f"{spec.decoder.name!r} ({_qualname_of(cls)})"
-            )
-        decoder = cls(**model.get("params", {}))
-        decoder.load_weights(path, manifest, policy)
+    check_tree(raw, str(manifest_path), ArtifactError, max_depth=_MAX_DEPTH,
+               max_nodes=_MAX_NODES)
+    manifest = validate_manifest(raw, str(manifest_path))
+    try:
+        spec = parse_spec(raw["spec"], f"{manifest_path}: spec")
+        check_decoder_spec(spec.decoder, f"{manifest_path}: spec")
+    except SpecError as exc:
+        raise ArtifactError(str(exc)) from None
+    if manifest.model.format == "skops":
+        decoder = _load_skops(path, manifest.model.file, policy)
+        _check_class(decoder, manifest.model.class_, spec, manifest_path)
     else:
-        raise ArtifactError(f"{manifest_path}: unknown model format {model.get('format')!r}")
+        decoder = _load_weights(path, raw, manifest.model, spec, policy, manifest_path)
     return Artifact(
-        decoder=decoder, spec=spec, ch_names=list(manifest["ch_names"]),
-        sfreq=float(manifest["sfreq"]), classes=list(manifest["classes"]),
-        n_times=int(manifest["n_times"]), meta=manifest, path=path,
+        decoder=decoder, spec=spec, ch_names=list(manifest.ch_names),
+        sfreq=float(manifest.sfreq), classes=list(manifest.classes),
+        n_times=int(manifest.n_times), meta=raw, path=path,
     )
+
+
+def _load_skops(folder: Path, name: str, policy: PrivacyPolicy) -> Any:
+    from bci_toolkit.bounded import effective_limit
+    from bci_toolkit.decoders._artifact_skops import load_skops
+
+    try:
+        data = read_member(folder, name, policy, field="model.file")
+    except FileNotFoundError:
+        raise ArtifactError(f"{folder / name}: model file is missing") from None
+    return load_skops(data, str(folder / name), effective_limit())
+
+
+def _check_class(decoder: Any, declared: str, spec: PipelineSpec, manifest_path: Path) -> None:
+    # skops built only allow-listed types; the object must also be the very decoder the
+    # spec names (not, say, a bare scikit-learn pipeline that skops trusts by default).
+    from bci_toolkit.decoders.registry import get_decoder_class
+
+    try:
+        cls = get_decoder_class(spec.decoder.name)
+    except UnknownNameError as exc:
+        raise ArtifactError(f"{manifest_path}: spec.decoder.name: {exc}") from None
+    if type(decoder) is not cls or declared != _qualname_of(cls):
+        raise ArtifactError(
+            f"{manifest_path}: model class {short_repr(declared, 80)} (loaded "
+            f"{_qualname(decoder)}) does not match decoder {spec.decoder.name!r} "
+            f"({_qualname_of(cls)})"
+        )
+
+
+def _load_weights(folder: Path, raw: dict[str, Any], model: Any, spec: PipelineSpec,
+                  policy: PrivacyPolicy, manifest_path: Path) -> Any:
+    import inspect
+
+    from bci_toolkit.decoders.registry import get_decoder_class
+
+    try:
+        cls = get_decoder_class(spec.decoder.name)
+    except UnknownNameError as exc:
+        raise ArtifactError(f"{manifest_path}: spec.decoder.name: {exc}") from None
+    if _qualname_of(cls) != model.class_:
+        raise ArtifactError(
+            f"{manifest_path}: model class {short_repr(model.class_, 80)} does not match "
+            f"decoder {spec.decoder.name!r} ({_qualname_of(cls)})"
+        )
+    accepted = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(model.params) - accepted)
+    if unknown:
+        raise ArtifactError(f"{manifest_path}: model.params.{short_text(unknown[0], 60)}: "
+                            f"not a parameter of {cls.__name__}")
+    try:
+        decoder = cls(**raw["model"].get("params", {}))
+    except (TypeError, ValueError) as exc:
+        raise ArtifactError(f"{manifest_path}: model.params: {short_text(str(exc), 160)}") \
+            from None
+    try:
+        decoder.load_weights(folder, raw, policy)
+    except (TypeError, ValueError, RuntimeError, OverflowError, KeyError) as exc:
+        # Hyper-parameters that build a network but cannot run it (a device name, a
+        # thread count...): the manifest is at fault, say so on one line.
+        detail = short_text(" ".join(str(exc).split()), 160)
+        raise ArtifactError(f"{manifest_path}: model.params: cannot restore the decoder "
+                            f"({type(exc).__name__}: {detail})") from None
+    return decoder
 
 
 def _qualname_of(cls: type) -> str:

@@ -7,7 +7,6 @@ reference pipelines of MOABB (``pipelines/CSP.yml``, ``TSLR.yml``, ``MDM.yml``,
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import SVC
 
+from bci_toolkit._checks import InvalidParameterError, _check_option
 from bci_toolkit.decoders.base import EpochClassifier
 from bci_toolkit.decoders.covariance import CachedCovariances as Covariances
 
@@ -50,14 +50,13 @@ class CSPLDA(EpochClassifier):
         self.cov_estimator = cov_estimator
 
     def _build(self) -> Any:
+        _check_option("backend", self.backend, ("pyriemann", "mne"))
         if self.backend == "mne":
             from mne.decoding import CSP
 
             csp = CSP(n_components=self.n_components, reg=self.cov_estimator, log=True,
                       norm_trace=False)
             return make_pipeline(csp, LinearDiscriminantAnalysis(solver="svd"))
-        if self.backend != "pyriemann":
-            raise ValueError(f"backend must be 'pyriemann' or 'mne', got {self.backend!r}")
         return make_pipeline(
             Covariances(estimator=self.cov_estimator or "scm"),
             RiemannCSP(nfilter=self.n_components, log=True),
@@ -80,6 +79,20 @@ def _stack_bands(X: np.ndarray) -> np.ndarray:
     # (n, ch, t, bands) -> (n, ch * bands, t): bands become extra virtual channels.
     n, c, t, b = X.shape
     return X.transpose(0, 3, 1, 2).reshape(n, c * b, t)
+
+
+class MutualInfoScore:
+    """``mutual_info_classif`` with a fixed seed, as SelectKBest's score function.
+
+    A plain class rather than ``functools.partial``: a saved model then names only this
+    class, and artifacts refuse ``functools.partial`` (it can bind any callable).
+    """
+
+    def __init__(self, random_state: int | None = None) -> None:
+        self.random_state = random_state
+
+    def __call__(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return mutual_info_classif(X, y, random_state=self.random_state)
 
 
 class FBCSP(EpochClassifier):
@@ -118,16 +131,15 @@ class FBCSP(EpochClassifier):
             for i in range(n_bands)
         ]
         k = min(self.k_best, n_bands * self.n_components)
+        _check_option("classifier", self.classifier, ("svm", "lda"))
         if self.classifier == "svm":
             # Platt-scaled probabilities, calibrated by internal 5-fold CV on the training
             # fold (what SVC(probability=True) did before scikit-learn 1.9 deprecated it).
             clf = CalibratedClassifierCV(SVC(kernel="linear", random_state=self.random_state),
                                          method="sigmoid", ensemble=False)
-        elif self.classifier == "lda":
-            clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
         else:
-            raise ValueError(f"classifier must be 'svm' or 'lda', got {self.classifier!r}")
-        selector = SelectKBest(partial(mutual_info_classif, random_state=self.random_state), k=k)
+            clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+        selector = SelectKBest(MutualInfoScore(self.random_state), k=k)
         return make_pipeline(FeatureUnion(per_band), StandardScaler(), selector, clf)
 
 
@@ -218,7 +230,8 @@ class SSVEPCCA(EpochClassifier):
 
     def _build(self) -> Any:
         if not self.freqs:
-            raise ValueError("SSVEPCCA: decoder.params.freqs must list the stimulation frequencies")
+            raise InvalidParameterError(
+                "SSVEPCCA: decoder.params.freqs must list the stimulation frequencies")
         return make_pipeline(
             CCACorrelations(self.freqs, self.sfreq, self.n_harmonics),
             StandardScaler(),

@@ -1,5 +1,9 @@
-"""Evaluation: protocols, metrics, results files and HTML reports."""
+"""Evaluation: protocols, metrics, results rows and files, HTML reports."""
 
 from bci_toolkit.evaluation.engine import EvaluationConfig, EvaluationResult, evaluate
+from bci_toolkit.evaluation.protocols import PROTOCOLS, get_protocol, list_protocols
+from bci_toolkit.evaluation.rows import ResultRow
+from bci_toolkit.evaluation.runner import Runner
 
-__all__ = ["EvaluationConfig", "EvaluationResult", "evaluate"]
+__all__ = ["PROTOCOLS", "EvaluationConfig", "EvaluationResult", "ResultRow", "Runner",
+           "evaluate", "get_protocol", "list_protocols"]

@@ -18,7 +18,8 @@ from bci_toolkit.privacy.keys import (
     unregister_kms_client,
 )
 from bci_toolkit.privacy.policy import PrivacyPolicy, validate_privacy_spec
-from bci_toolkit.privacy.pseudonym import anonymise_stream_info, pseudonym
+from bci_toolkit.privacy.pseudonym import pseudonym
+from bci_toolkit.privacy.sidecar import anonymise_stream_info
 from bci_toolkit.privacy.storage import (
     atomic_writer,
     is_encrypted,

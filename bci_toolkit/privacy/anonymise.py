@@ -23,6 +23,7 @@ from typing import Any
 from bci_toolkit.errors import DataError, PrivacyError
 from bci_toolkit.privacy import edf, gdf, sidecar
 from bci_toolkit.privacy.annotations import AnnotationRule
+from bci_toolkit.privacy.mne_objects import anonymise_mne, redact_counting, subject_from_info
 from bci_toolkit.privacy.policy import PrivacyPolicy
 from bci_toolkit.privacy.pseudonym import (
     MARKER,
@@ -51,91 +52,6 @@ class AnonymiseResult:
     # Texts that named the subject in the source (ids, names, birth dates): searched for
     # in the free text of sidecars anonymised after it. Never printed.
     identifiers: tuple[Any, ...] = field(default=(), repr=False)
-
-
-def _subject_from_info(info: Any) -> str | None:
-    si = info.get("subject_info") or {}
-    for key in ("his_id", "id"):
-        value = si.get(key)
-        if value not in (None, "", "X", 0, "0"):
-            return str(value)
-    names = [si.get(k) for k in ("first_name", "middle_name", "last_name")]
-    names = [n for n in names if n not in (None, "", "X")]
-    return " ".join(names) or None
-
-
-def anonymise_mne(inst: Any, policy: PrivacyPolicy | None = None, *, subject: str | None = None,
-                  secret: bytes | None = None, events: Iterable[str] | None = None) -> Any:
-    """Anonymise an MNE Raw, Epochs or Evoked in place.
-
-    Parameters
-    ----------
-    inst : mne.io.BaseRaw | mne.BaseEpochs | mne.Evoked
-        Object to anonymise.
-    policy : PrivacyPolicy | None
-        ``date_mode``, ``keep_annotations`` and the secret's variable.
-    subject : str | None
-        Subject identifier; read from ``info["subject_info"]`` when None.
-    secret : bytes | None
-        Project secret; read through ``policy`` when None.
-    events : iterable of str | None
-        Annotation texts to keep besides the allow-list (the event mapping's keys).
-
-    Returns
-    -------
-    inst
-        The same object, anonymised.
-    """
-    policy = PrivacyPolicy() if policy is None else policy
-    secret = load_secret(policy) if secret is None else secret
-    info = inst.info
-    subject = subject if subject is not None else _subject_from_info(info)
-    pseudo = pseudonym(subject, secret) if subject else None
-    daysback = None
-    if policy.date_mode == "shift" and info["meas_date"] is not None:
-        daysback = date_shift_days(subject or "", secret)
-    if hasattr(inst, "annotations") and inst.annotations is None:
-        # MNE's anonymize() fails on Epochs without annotations; give it an empty set.
-        import mne
-
-        inst.set_annotations(mne.Annotations([], [], [], orig_time=info["meas_date"]))
-    inst.anonymize(daysback=daysback, keep_his=False, verbose="error")
-    with info._unlock():
-        info["subject_info"] = {"his_id": pseudo} if pseudo else None
-        info["experimenter"] = None
-        info["description"] = f"{MARKER}:{policy.date_mode}"
-        info["device_info"] = None
-        info["helium_info"] = None
-    annotations = getattr(inst, "annotations", None)
-    if annotations is not None and len(annotations):
-        inst.set_annotations(redact_annotations(annotations, policy, events))
-    return inst
-
-
-def _redact(annotations: Any, rule: AnnotationRule) -> tuple[Any, int, int]:
-    out = annotations.copy()
-    if getattr(out, "extras", None) is not None:
-        out.extras = None  # per-annotation free-form dicts: no rule can vouch for them
-    drop, relabelled = [], 0
-    for i, text in enumerate(out.description):
-        new = rule.apply(str(text))
-        if new is None:
-            drop.append(i)
-        elif new != text:
-            out.description[i] = new
-            relabelled += 1
-    if drop:
-        out.delete(drop)
-    return out, len(drop), relabelled
-
-
-def redact_annotations(annotations: Any, policy: PrivacyPolicy,
-                       events: Iterable[str] | None = None) -> Any:
-    """Copy of MNE ``annotations`` keeping only allowed descriptions (``BAD...`` → ``BAD``).
-
-    Their ``extras`` (free-form key-value pairs per annotation) are dropped.
-    """
-    return _redact(annotations, AnnotationRule.from_policy(policy, events))[0]
 
 
 # ----------------------------------------------------------------------------- files
@@ -203,11 +119,12 @@ def anonymise_fif(src: str | os.PathLike, dst: str | os.PathLike, policy: Privac
     si = inst.info.get("subject_info") or {}
     found = tuple(si[k] for k in ("his_id", "first_name", "middle_name", "last_name", "birthday")
                   if si.get(k) not in (None, ""))
-    subject = subject or _subject_from_info(inst.info)
+    subject = subject or subject_from_info(inst.info)
     annotations = getattr(inst, "annotations", None)
     removed = relabelled = 0
     if annotations is not None and len(annotations):
-        kept, removed, relabelled = _redact(annotations, AnnotationRule.from_policy(policy, events))
+        rule = AnnotationRule.from_policy(policy, events)
+        kept, removed, relabelled = redact_counting(annotations, rule)
         inst.set_annotations(kept)
     anonymise_mne(inst, policy, subject=subject, secret=secret, events=events)
     from bci_toolkit.privacy.fif import save_fif

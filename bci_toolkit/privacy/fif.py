@@ -102,12 +102,12 @@ def save_fif(inst: Any, path: str | os.PathLike, policy: PrivacyPolicy | None = 
         Destination; written atomically, encrypted when ``policy.encrypt``.
     policy : PrivacyPolicy | None
         None means :meth:`PrivacyPolicy.from_env`. With ``policy.anonymise``, a copy of
-        ``inst`` is anonymised (:func:`~bci_toolkit.privacy.anonymise.anonymise_mne`)
+        ``inst`` is anonymised (:func:`~bci_toolkit.privacy.mne_objects.anonymise_mne`)
         before it is saved.
     """
     policy = PrivacyPolicy.from_env() if policy is None else policy
     if policy.anonymise:
-        from bci_toolkit.privacy.anonymise import anonymise_mne
+        from bci_toolkit.privacy.mne_objects import anonymise_mne
 
         inst = anonymise_mne(inst.copy(), policy)  # the caller's object stays as it was
     with memory_file(_fif_name(inst)) as (link, fd):

@@ -447,9 +447,9 @@ def load_keyset(path: str | os.PathLike, *, env: Mapping[str, str] | None = None
 
 def save_keyset(keyset: Keyset, path: str | os.PathLike, master: MasterKey) -> Path:
     """Seal ``keyset`` under ``master`` and write it atomically to ``path`` (mode 0600)."""
-    from bci_toolkit.privacy.storage import _atomic_plain_writer
+    from bci_toolkit.privacy.atomic import atomic_plain_writer
 
-    with _atomic_plain_writer(path) as fh:
+    with atomic_plain_writer(path) as fh:
         fh.write(keyset_to_bytes(keyset, master))
     return Path(path)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bci_toolkit.errors import SpecError
+from bci_toolkit.untrusted import short_key, short_repr
 
 DATE_MODES = ("shift", "fixed")
 _TRUE = ("1", "true", "yes", "on")
@@ -157,19 +158,22 @@ def validate_privacy_spec(d: Mapping[str, Any], *, where: str = "privacy") -> di
     out: dict[str, Any] = {}
     for key, value in d.items():
         if key not in _FIELDS:
-            raise SpecError(f"{where}.{key}: unknown key; expected one of {', '.join(_FIELDS)}")
+            raise SpecError(f"{where}.{short_key(key)}: unknown key; expected one of "
+                            f"{', '.join(_FIELDS)}")
         if key in _BOOL_KEYS:
             if not isinstance(value, bool):
-                raise SpecError(f"{where}.{key}: expected true or false, got {value!r}")
+                raise SpecError(
+                    f"{where}.{key}: expected true or false, got {short_repr(value)}")
         elif key in _OPT_STR_KEYS:
             if value is not None and not isinstance(value, str | os.PathLike):
-                raise SpecError(f"{where}.{key}: expected a path, got {value!r}")
+                raise SpecError(f"{where}.{key}: expected a path, got {short_repr(value)}")
             value = None if value is None else os.fspath(value)
         elif key in _STR_KEYS:
             if not isinstance(value, str) or not value:
-                raise SpecError(f"{where}.{key}: expected a non-empty string, got {value!r}")
+                raise SpecError(
+                    f"{where}.{key}: expected a non-empty string, got {short_repr(value)}")
             if key == "date_mode" and value not in DATE_MODES:
                 raise SpecError(f"{where}.date_mode: expected one of {', '.join(DATE_MODES)}, "
-                                f"got {value!r}")
+                                f"got {short_repr(value)}")
         out[key] = value
     return out

@@ -13,7 +13,6 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any
 
 from bci_toolkit.errors import PrivacyError
 from bci_toolkit.privacy.policy import PrivacyPolicy
@@ -86,38 +85,3 @@ def date_shift_days(subject: str, secret: bytes) -> int:
     """Days to move a subject's dates back: keyed, the same for all their recordings."""
     n = int.from_bytes(_mac(secret, "date-shift", str(subject).strip())[:8], "big")
     return SHIFT_MIN_DAYS + n % SHIFT_SPAN_DAYS
-
-
-def anonymise_stream_info(info: Mapping[str, Any], policy: PrivacyPolicy | None = None, *,
-                          secret: bytes | None = None) -> dict[str, Any]:
-    """Anonymised copy of an LSL stream-info dict, for a recording's JSON sidecar.
-
-    ``source_id``, ``uid`` and ``session_id`` become keyed pseudonyms (so recordings of
-    the same device still match up); ``hostname`` and every other key that
-    :func:`bci_toolkit.privacy.sidecar.identifying_key` names (serials, operators,
-    addresses...) are dropped, except the stream's own ``name``; a nested ``subject``
-    block keeps only a pseudonymised id. A
-    ``"privacy": {"anonymised": "bci-anon"}`` entry marks the result.
-
-    Parameters
-    ----------
-    info : dict
-        Stream info, e.g. from ``pylsl.StreamInfo`` (name, type, source_id, hostname, uid,
-        session_id, desc...), nested dicts and lists allowed.
-    policy : PrivacyPolicy | None
-        Names the secret's environment variable.
-    secret : bytes | None
-        Project secret; read through ``policy`` when None.
-
-    Returns
-    -------
-    dict
-    """
-    if not isinstance(info, Mapping):
-        raise TypeError(f"info must be a mapping, got {type(info).__name__}")
-    from bci_toolkit.privacy.sidecar import scrub
-
-    secret = load_secret(policy) if secret is None else secret
-    out = scrub(info, secret)
-    out["privacy"] = {"anonymised": MARKER}
-    return out

@@ -20,7 +20,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bci_toolkit.privacy.pseudonym import PSEUDONYM_RE, REDACTED, pseudonym
+from bci_toolkit.privacy.policy import PrivacyPolicy
+from bci_toolkit.privacy.pseudonym import MARKER, PSEUDONYM_RE, REDACTED, load_secret, pseudonym
 
 # Exact normalised keys (too short or too common to match as parts of longer keys).
 EXACT_KEYS = frozenset({
@@ -227,4 +228,37 @@ def findings(obj: Any, identifiers: Identifiers | None = None, where: str = "",
             out += findings(value, ids, f"{where}[{i}]", in_subject)
     elif isinstance(obj, str) and ids.search(obj):
         out.append((where or "value", obj))
+    return out
+
+
+def anonymise_stream_info(info: Mapping[str, Any], policy: PrivacyPolicy | None = None, *,
+                          secret: bytes | None = None) -> dict[str, Any]:
+    """Anonymised copy of an LSL stream-info dict, for a recording's JSON sidecar.
+
+    ``source_id``, ``uid`` and ``session_id`` become keyed pseudonyms (so recordings of
+    the same device still match up); ``hostname`` and every other key that
+    :func:`bci_toolkit.privacy.sidecar.identifying_key` names (serials, operators,
+    addresses...) are dropped, except the stream's own ``name``; a nested ``subject``
+    block keeps only a pseudonymised id. A
+    ``"privacy": {"anonymised": "bci-anon"}`` entry marks the result.
+
+    Parameters
+    ----------
+    info : dict
+        Stream info, e.g. from ``pylsl.StreamInfo`` (name, type, source_id, hostname, uid,
+        session_id, desc...), nested dicts and lists allowed.
+    policy : PrivacyPolicy | None
+        Names the secret's environment variable.
+    secret : bytes | None
+        Project secret; read through ``policy`` when None.
+
+    Returns
+    -------
+    dict
+    """
+    if not isinstance(info, Mapping):
+        raise TypeError(f"info must be a mapping, got {type(info).__name__}")
+    secret = load_secret(policy) if secret is None else secret
+    out = scrub(info, secret)
+    out["privacy"] = {"anonymised": MARKER}
     return out

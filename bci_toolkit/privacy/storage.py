@@ -5,19 +5,27 @@ then renamed over the target, so a crash never leaves a half-written final file.
 policy says ``encrypt``, the bytes are encrypted segment by segment on their way to the
 temporary file, so plaintext never touches the disk. Reads detect encrypted files by their
 header and decrypt them transparently as a seekable stream.
+
+Reads treat every file as untrusted: only regular files are opened (a FIFO, a device or a
+directory is refused, see :mod:`bci_toolkit.bounded`), :func:`read_bytes` is bounded by
+the global size limit, and a file that starts like a cut-short or damaged encryption
+header is never handed out as plaintext. Files the toolkit wrote itself (artifacts,
+recordings) are read with ``toolkit_file=True``: under an encrypting policy they must be
+ciphertext, so that someone who can write to the folder cannot swap in a plaintext file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from bci_toolkit.bounded import check_size, effective_limit, open_regular, read_at_most
 from bci_toolkit.errors import PrivacyError
 from bci_toolkit.privacy import stream
+from bci_toolkit.privacy.atomic import atomic_plain_writer as _atomic_plain_writer
 from bci_toolkit.privacy.keys import Keyset, fmt_key_id, load_keyset
 from bci_toolkit.privacy.policy import PrivacyPolicy
 
@@ -31,34 +39,6 @@ __all__ = [
     "write_bytes",
     "write_text",
 ]
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the folder entry is on disk.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic_plain_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
 
 
 def keyset_for(policy: PrivacyPolicy, *, purpose: str = "encrypt") -> Keyset:
@@ -120,20 +100,29 @@ def write_text(path: str | os.PathLike, text: str, policy: PrivacyPolicy | None 
 
 def is_encrypted(path: str | os.PathLike) -> bool:
     """Whether ``path`` is an encrypted bci-toolkit file (by its magic bytes)."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         return stream.looks_encrypted(fh.read(len(stream.MAGIC)))
 
 
+def _cut_magic(head: bytes) -> bool:
+    # A ciphertext cut inside its magic: its few bytes must not pass as a plaintext file.
+    return 0 < len(head) < len(stream.MAGIC) and stream.MAGIC.startswith(head)
+
+
 @contextlib.contextmanager
-def open_read(path: str | os.PathLike, policy: PrivacyPolicy | None = None) -> Iterator[BinaryIO]:
+def open_read(path: str | os.PathLike, policy: PrivacyPolicy | None = None, *,
+              toolkit_file: bool = False) -> Iterator[BinaryIO]:
     """Open ``path`` for reading, decrypting it when it is encrypted.
 
     Parameters
     ----------
     path : path-like
-        A plaintext file or an encrypted container.
+        A plaintext file or an encrypted container; must be a regular file.
     policy : PrivacyPolicy | None
         Names the keyset; None means :meth:`PrivacyPolicy.from_env`.
+    toolkit_file : bool
+        ``path`` is a file the toolkit writes itself (artifact, recording): when
+        ``policy.encrypt``, a plaintext file is refused rather than read.
 
     Yields
     ------
@@ -143,15 +132,24 @@ def open_read(path: str | os.PathLike, policy: PrivacyPolicy | None = None) -> I
     Raises
     ------
     PrivacyError
-        The file is encrypted and no key opens it, or it fails authentication.
+        The file is encrypted and no key opens it, or it fails authentication; its header
+        is damaged or cut short; or it is plaintext where ciphertext is required.
+    DataError
+        ``path`` is a directory, FIFO, device or socket.
     """
     policy = PrivacyPolicy.from_env() if policy is None else policy
-    raw = open(path, "rb")  # noqa: SIM115 -- closed below, after the reader
+    raw = open_regular(path)
     try:
         head = raw.read(stream.CONTAINER_HEADER_SIZE)
         if stream.looks_damaged_magic(head):
             raise PrivacyError(f"{path}: damaged encryption header (corrupt magic bytes)")
+        if _cut_magic(head):
+            raise PrivacyError(f"{path}: encrypted file is truncated inside its header")
         if not stream.looks_encrypted(head):
+            if toolkit_file and policy.encrypt:
+                raise PrivacyError(
+                    f"{path}: refusing a plaintext file: the privacy policy encrypts files "
+                    "at rest, so this file must be encrypted (was it replaced?)")
             raw.seek(0)
             yield raw
             return
@@ -174,7 +172,31 @@ def open_read(path: str | os.PathLike, policy: PrivacyPolicy | None = None) -> I
         raw.close()
 
 
-def read_bytes(path: str | os.PathLike, policy: PrivacyPolicy | None = None) -> bytes:
-    """Read the whole of ``path``, decrypting it when needed."""
-    with open_read(path, policy) as fh:
-        return fh.read()
+def read_bytes(path: str | os.PathLike, policy: PrivacyPolicy | None = None, *,
+               max_bytes: int | None = None, toolkit_file: bool = False) -> bytes:
+    """Read the whole of ``path``, decrypting it when needed, within a size limit.
+
+    Parameters
+    ----------
+    path : path-like
+        A regular file, plaintext or encrypted.
+    policy : PrivacyPolicy | None
+        Names the keyset; None means :meth:`PrivacyPolicy.from_env`.
+    max_bytes : int | None
+        Largest plaintext accepted; the global limit (``$BCI_MAX_FILE_BYTES``, 2 GiB by
+        default) always applies as well.
+    toolkit_file : bool
+        See :func:`open_read`: refuse plaintext when the policy encrypts.
+
+    Raises
+    ------
+    DataError
+        Not a regular file, or larger than the limit (checked before reading).
+    PrivacyError
+        As :func:`open_read`.
+    """
+    limit = effective_limit(max_bytes)
+    with open_read(path, policy, toolkit_file=toolkit_file) as fh:
+        size = getattr(fh, "plaintext_size", None)
+        check_size(os.fstat(fh.fileno()).st_size if size is None else size, limit, str(path))
+        return read_at_most(fh, limit, str(path))

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bci_toolkit.errors import EvaluationError, SpecError
 from bci_toolkit.privacy import PrivacyPolicy
 from bci_toolkit.session.live import StreamSelector
-from bci_toolkit.session.recording import SessionRecorder, load_session
+from bci_toolkit.session.recording import SessionRecorder
 from bci_toolkit.spec import PipelineSpec
 from bci_toolkit.streaming.events import EventLog
 from bci_toolkit.streaming.inlet import EEGInlet, Marker, MarkerInlet
@@ -44,6 +42,9 @@ class CalibrationResult:
     record: Path | None
     ended_by: str
     events: dict[str, int]
+    #: Cross-validated score of the saved (causal) pipeline on the recording, as stored in
+    #: ``artifact.json["extra"]["cv_score"]``; None when a class has fewer than two cues.
+    cv_score: dict[str, Any] | None = None
 
 
 def default_classes(spec: PipelineSpec, labels: Sequence[str]) -> list[str]:
@@ -62,7 +63,7 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
               classes: Sequence[str] | None = None, duration: float | None = None,
               trials: int | None = None, policy: PrivacyPolicy | None = None,
               timeout: float = 10.0, reconnect_timeout: float | None = None,
-              allow_unlabelled: bool = False, seed: int = 42,
+              allow_unlabelled: bool = False, seed: int = 42, cv_folds: int = 5,
               progress: Callable[[str], None] | None = None,
               stop: threading.Event | None = None) -> CalibrationResult:
     """Record a calibration run from LSL and train ``spec`` on it.
@@ -93,6 +94,8 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
         Accept an EEG stream without channel labels (named ``ch1..chN``).
     seed : int
         Decoder seed.
+    cv_folds : int
+        Folds of the cross-validated score stored in the artifact (0: skip it).
     progress : callable | None
         Receives one-line progress messages.
     stop : threading.Event | None
@@ -107,11 +110,9 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
     EvaluationError
         The recording holds fewer than two classes of cues.
     """
-    from bci_toolkit.decoders.artifact import save_artifact
-    from bci_toolkit.evaluation.protocols import check_trainable
-    from bci_toolkit.preprocessing.offline import epoch_recordings
+    from bci_toolkit.pipeline import Pipeline, train
     from bci_toolkit.preprocessing.online import OnlinePreprocessor
-    from bci_toolkit.training import fit_epochs
+    from bci_toolkit.session.source import SessionSource
 
     if duration is None and trials is None and reconnect_timeout is None and stop is None:
         raise SpecError("calibration needs an end: give --duration, --trials or "
@@ -202,10 +203,12 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
             recorder.stop({"ended_by": ended_by, **inlet.stats()})
     duration_s = time.perf_counter() - t0
     try:
-        session = load_session(folder, policy)
+        source = SessionSource([str(folder)], policy=policy, subject=0, name="calibration",
+                               task="calibration")
+        session = source.sessions()[0]
         say(f"recorded {len(session.data)} samples and {len(session.markers)} cues in "
             f"{duration_s:.1f} s; training {spec.name}")
-        labels = [label for _, label in session.marker_samples()]
+        labels = source.labels()
         train_classes = sorted(classes) if classes else default_classes(spec, labels)
         if len(train_classes) < 2:
             raise EvaluationError(
@@ -213,33 +216,21 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
                 f"to train{f' (pipeline commands: {sorted(spec.commands)})' if spec.commands else ''}"
                 "; pass --classes"
             )
-        from bci_toolkit.datasets.base import Recording
-
-        recordings = [Recording(raw=raw, subject=0, session="calibration", run=str(i),
-                                source=f"{folder} segment {i}")
-                      for i, raw in enumerate(session.to_raws())]
-        data = epoch_recordings(recordings, causal, train_classes)
-        check_trainable(data.y, "calibration recording")
-        t_fit = time.perf_counter()
-        decoder = fit_epochs(causal, data, train_classes, seed)
-        fit_time = time.perf_counter() - t_fit
-        labels_arr, counts = np.unique(data.y, return_counts=True)
-        class_counts = dict(zip(labels_arr.tolist(), [int(c) for c in counts], strict=True))
-        info: dict[str, Any] = {
-            "n_trials": int(len(data.y)), "class_counts": class_counts, "fit_time_s": fit_time,
-            "duration_s": duration_s, "n_samples": int(len(session.data)),
-            "events": events.counts(), "stream": session.meta.get("stream"),
-        }
-        path = save_artifact(out, decoder, causal, ch_names=data.ch_names, sfreq=data.sfreq,
-                             n_times=data.X.shape[2], extra={"calibration": info},
-                             policy=policy)
+        source.class_names = train_classes
+        # The causal twin is trained, cross-validated and saved: what the live session runs.
+        trained = train(Pipeline.from_spec(spec, causal=True, seed=seed), source, out,
+                        policy=policy, cv_folds=cv_folds, key="calibration",
+                        where="calibration recording",
+                        info={"duration_s": duration_s, "n_samples": int(len(session.data)),
+                              "events": events.counts(), "stream": session.meta.get("stream")})
     finally:
         if tmp is not None:
             tmp.cleanup()
+    info = trained.info
     return CalibrationResult(
-        artifact=Path(path), classes=train_classes, n_trials=int(len(data.y)),
-        class_counts=class_counts, fit_time_s=fit_time, duration_s=duration_s,
+        artifact=Path(trained.path), classes=train_classes, n_trials=info["n_trials"],
+        class_counts=info["class_counts"], fit_time_s=info["fit_time_s"], duration_s=duration_s,
         n_samples=int(len(session.data)), n_markers=len(session.markers),
         record=None if tmp is not None else folder, ended_by=ended_by,
-        events=events.counts(),
+        events=events.counts(), cv_score=trained.cv_score,
     )

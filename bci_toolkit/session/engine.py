@@ -28,13 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bci_toolkit.errors import SpecError
-from bci_toolkit.preprocessing.online import (
-    OnlinePreprocessor,
-    WindowBuffer,
-    baseline_mask,
-    window_samples,
-)
+from bci_toolkit.pipeline.core import Pipeline
 from bci_toolkit.spec import PipelineSpec
 from bci_toolkit.streaming.events import EventLog
 from bci_toolkit.streaming.ring import Block, RingBuffer
@@ -176,24 +170,20 @@ class DecodingEngine:
             raise ValueError(f"policy_time must be 'lsl' or 'samples', got {policy_time!r}")
         self.policy_time = policy_time
         self._anchor: tuple[int, float] | None = None  # (index, time) of a segment start
+        # The pipeline's online half: causal filters, window buffer, single-window decode.
+        pipeline = Pipeline.from_decoder(spec, decoder, ch_names=channels, sfreq=sfreq,
+                                         classes=classes)
+        self.online = pipeline.online(stream_channels, scale=scale)
         self.decoder = decoder
         self.spec = spec
-        self.classes = [str(c) for c in classes]
-        self.sfreq = float(sfreq)
-        self.pre = OnlinePreprocessor(spec.preprocessing, sfreq, stream_channels,
-                                      channels=channels, source="stream")
-        self.n_window = window_samples(spec.window_length, self.sfreq)
-        self.n_step = max(1, int(round(spec.online.step * self.sfreq)))
-        if self.n_window < 2:
-            raise SpecError(f"{spec.source or spec.name}: online.window is shorter than two "
-                            "samples")
-        ep = spec.preprocessing.epoch
-        self._baseline = baseline_mask(spec.preprocessing.baseline, ep.tmin, self.n_window,
-                                       self.sfreq)
-        self.buffer = WindowBuffer(self.pre.n_bands, self.pre.n_channels,
-                                   self.n_window + self.pre.settle_samples + 1)
+        self.classes = self.online.classes
+        self.sfreq = self.online.sfreq
+        self.pre = self.online.pre
+        self.n_window = self.online.n_window
+        self.n_step = self.online.n_step
+        self.buffer = self.online.buffer
         n_in = len(stream_channels)
-        self.scale = np.ones(n_in) if scale is None else np.asarray(scale, dtype=np.float64)
+        self.scale = self.online.scale
         self.policy = policy
         self.on_command = on_command
         self.on_decision = on_decision
@@ -208,6 +198,16 @@ class DecodingEngine:
         self._last_bad_before: int | None = None
         self._burst_end: int | None = None
 
+    @classmethod
+    def from_pipeline(cls, pipeline: Pipeline, stream_channels: Sequence[str],
+                      **kwargs: Any) -> DecodingEngine:
+        """The engine of a fitted :class:`~bci_toolkit.pipeline.core.Pipeline` on a stream.
+
+        ``kwargs`` are the keyword arguments of the constructor (``scale``, ``policy``...).
+        """
+        return cls(pipeline.decoder_, pipeline.effective_spec, list(pipeline.classes_),
+                   pipeline.ch_names_, pipeline.sfreq_, stream_channels, **kwargs)
+
     # -- state ----------------------------------------------------------------
     def warm_up(self) -> None:
         """Decode one synthetic window before the stream's first.
@@ -221,27 +221,11 @@ class DecodingEngine:
         SpecError
             The decoder rejects a window of ``online.window`` seconds.
         """
-        shape = (1, self.pre.n_channels, self.n_window)
-        if self.pre.n_bands > 1:
-            shape += (self.pre.n_bands,)
-        noise = np.random.default_rng(0).standard_normal(shape)
-        try:
-            proba = np.asarray(self.decoder.predict_proba(noise))
-        except Exception as exc:
-            raise SpecError(
-                f"{self.spec.source or self.spec.name}: the decoder cannot decode a live window "
-                f"of {self.pre.n_channels} channels x {self.n_window} samples "
-                f"(online.window {self.spec.window_length:g} s at {self.sfreq:g} Hz): "
-                f"{type(exc).__name__}: {exc}"
-            ) from None
-        if proba.shape != (1, len(self.classes)):
-            raise SpecError(f"{self.spec.source or self.spec.name}: predict_proba returned "
-                            f"shape {proba.shape}; expected (1, {len(self.classes)})")
+        self.online.warm_up()
 
     def reset(self, reason: str = "reset") -> None:
         """Restart filters and windows (after a gap, an overrun, a reconnection)."""
-        self.pre.reset()
-        self.buffer.reset()
+        self.online.reset()
         self._since_reset = 0
         self._anchor = None
         self.stats.resets += 1
@@ -287,7 +271,7 @@ class DecodingEngine:
         x = np.asarray(data, dtype=np.float64).T * self.scale[:, None]
         self._last_bad_before = self._last_bad
         bad_idx = self._fill_nonfinite(x, start)
-        self.buffer.append(self.pre.process(x))
+        self.online.filter(x)
         if self._anchor is None:
             self._anchor = (start, float(timestamps[0]))
         first_count = self._since_reset + 1      # samples since reset at block sample 0
@@ -355,10 +339,7 @@ class DecodingEngine:
                 self.clock() - arrival > self.max_lag:
             self.stats.skipped_stale += 1
             return None
-        win = self.buffer.window(self.n_window, end_offset=n - 1 - k)
-        if self._baseline is not None:
-            win = win - win[:, self._baseline].mean(axis=1, keepdims=True)
-        proba = np.asarray(self.decoder.predict_proba(win[None]), dtype=np.float64)[0]
+        proba = self.online.decode(end_offset=n - 1 - k)
         sample_time = float(timestamps[k])
         command = None
         if self.policy is not None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bci_toolkit.errors import BCIError, StreamError
+from bci_toolkit.pipeline.core import Pipeline
 from bci_toolkit.privacy import PrivacyPolicy
 from bci_toolkit.session.engine import Decision, DecodingEngine, DecodingLoop
 from bci_toolkit.session.recording import SessionRecorder
@@ -122,8 +123,9 @@ class LiveSession:
 
     Parameters
     ----------
-    artifact : Artifact
-        From :func:`~bci_toolkit.decoders.artifact.load_artifact`.
+    artifact : Artifact | Pipeline
+        From :func:`~bci_toolkit.decoders.artifact.load_artifact`, or a fitted
+        :class:`~bci_toolkit.pipeline.core.Pipeline` (e.g. ``Pipeline.load(folder)``).
     stream : StreamSelector
         The EEG stream.
     markers : StreamSelector | None
@@ -163,7 +165,7 @@ class LiveSession:
                  allow_unlabelled: bool = False, mode: str = "live",
                  on_decision: Callable[[Decision], None] | None = None,
                  policy_time: str = "lsl", meta: dict[str, Any] | None = None) -> None:
-        self.artifact = artifact
+        self.artifact = artifact.to_artifact() if isinstance(artifact, Pipeline) else artifact
         self.stream = stream
         self.marker_stream = markers
         self.sink_specs = list(sinks)

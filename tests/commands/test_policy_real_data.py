@@ -15,14 +15,14 @@ CLASSES = ["left", "right"]
 def held_out_windows(data_dir):
     """Sliding-window probabilities over run R12, from a causal CSP+LDA fit on R04 and R08."""
     from bci_toolkit.datasets import get_dataset
+    from bci_toolkit.pipeline import Pipeline
     from bci_toolkit.preprocessing.offline import epoch_recordings, prepare_continuous
-    from bci_toolkit.training import fit_epochs
 
     recordings = get_dataset("eegbci", data_dir).load(7, "left_right")
     train = [r for r in recordings if r.run != "R12"]
     test = next(r for r in recordings if r.run == "R12")
     spec = get_spec("csp_lda").with_causal_filter()
-    decoder = fit_epochs(spec, epoch_recordings(train, spec, CLASSES), CLASSES)
+    decoder = Pipeline(spec).fit(epoch_recordings(train, spec, CLASSES), classes=CLASSES).decoder_
     raw = prepare_continuous(test.raw, spec.preprocessing)[0]
     x = raw.get_data() * 1e6
     sfreq = raw.info["sfreq"]

@@ -41,13 +41,27 @@ def test_shipped_pipelines_validate():
     ("preprocessing.epoch.tmax", 0.5, r"preprocessing.epoch: empty epoch window"),
     ("preprocessing.epoch.tmin", "soon", r"preprocessing.epoch.tmin: .*got 'soon'"),
     ("preprocessing.filter.phase", "backwards", r"preprocessing.filter.phase: .*got 'backwards'"),
-    ("decoder.name", "magic", r"decoder.name: unknown decoder 'magic'"),
-    ("decoder.params", {"n_comp": 3}, r"decoder.params.n_comp: unknown parameter of decoder 'csp_lda'"),
     ("policy.threshold", 1.5, r"policy.threshold: "),
 ])
 def test_invalid_specs_name_the_key(path, value, message):
     with pytest.raises(SpecError, match=message):
         parse_spec(_with(path, value), "mine.yaml")
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    ("decoder.name", "magic", r"mine.yaml: decoder.name: unknown decoder 'magic'"),
+    ("decoder.params", {"n_comp": 3}, r"mine.yaml: decoder.params.n_comp: unknown parameter of decoder 'csp_lda'"),
+])
+def test_decoder_section_is_checked_where_a_spec_becomes_a_pipeline(path, value, message):
+    # The spec layer checks the document; the decoder registry (one layer up) knows which
+    # decoders and parameters exist, so Pipeline.from_spec and the CLI check those.
+    from bci_toolkit.pipeline import Pipeline, check_spec
+
+    spec = parse_spec(_with(path, value), "mine.yaml")
+    with pytest.raises(SpecError, match=message):
+        check_spec(spec)
+    with pytest.raises(SpecError, match=message):
+        Pipeline.from_spec(spec)
 
 
 def test_missing_required_key():

@@ -47,14 +47,14 @@ def fast_spec():
 def s007_artifact(s007, tmp_path_factory) -> object:
     """Causal CSP+LDA trained on S007 R08+R12 (R04 held out), saved and loaded back."""
     from bci_toolkit.decoders.artifact import load_artifact, save_artifact
+    from bci_toolkit.pipeline import Pipeline
     from bci_toolkit.preprocessing import epoch_recordings
     from bci_toolkit.privacy import PrivacyPolicy
-    from bci_toolkit.training import fit_epochs
 
     spec = _fast_spec("csp_lda", step=0.25, threshold=0.6, refractory=0.5,
                      n_windows=2).with_causal_filter()
     train = epoch_recordings(s007[1:], spec, ["left", "right"])
-    decoder = fit_epochs(spec, train, ["left", "right"])
+    decoder = Pipeline(spec).fit(train, classes=["left", "right"]).decoder_
     folder = tmp_path_factory.mktemp("artifact") / "s007"
     save_artifact(folder, decoder, spec, ch_names=train.ch_names, sfreq=train.sfreq,
                   n_times=train.X.shape[2], policy=PrivacyPolicy())

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bci_toolkit.errors import SpecError, StreamError
+from bci_toolkit.pipeline import Pipeline
 from bci_toolkit.preprocessing import (
     OnlinePreprocessor,
     WindowBuffer,
@@ -20,7 +21,6 @@ from bci_toolkit.preprocessing import (
 )
 from bci_toolkit.session.engine import DecodingEngine
 from bci_toolkit.spec import get_spec, list_pipelines, parse_spec
-from bci_toolkit.training import fit_epochs
 
 ATOL_UV = 1e-9
 
@@ -127,7 +127,7 @@ def test_engine_decisions_equal_offline_predictions(s007):
     classes = ["left", "right"]
     train = epoch_recordings(s007[1:], spec, classes)
     test = epoch_recordings(s007[:1], spec, classes)
-    decoder = fit_epochs(spec, train, classes)
+    decoder = Pipeline(spec).fit(train, classes=classes).decoder_
     expected = decoder.predict_proba(test.X)
     raw = s007[0].raw
     engine = DecodingEngine(decoder, spec, decoder.classes_, train.ch_names, 160.0,
@@ -156,7 +156,7 @@ def test_engine_decisions_equal_offline_predictions(s007):
 def test_engine_withholds_windows_over_nonfinite_samples(s007):
     spec = get_spec("csp_lda").with_causal_filter()
     train = epoch_recordings(s007[1:], spec, ["left", "right"])
-    decoder = fit_epochs(spec, train, ["left", "right"])
+    decoder = Pipeline(spec).fit(train, classes=["left", "right"]).decoder_
     raw = s007[0].raw
     x = raw.get_data().T * 1e6
     x[3000:3040, 5] = np.nan
@@ -185,7 +185,7 @@ def test_spiking_decoder_plugs_into_the_live_engine_unchanged(s007):
     data["decoder"]["params"]["max_epochs"] = 1
     spec = parse_spec(data, "snn-live").with_causal_filter()
     train = epoch_recordings(s007[1:], spec, ["left", "right"])
-    decoder = fit_epochs(spec, train, ["left", "right"])
+    decoder = Pipeline(spec).fit(train, classes=["left", "right"]).decoder_
     test = epoch_recordings(s007[:1], spec, ["left", "right"])
     raw = s007[0].raw
     x = raw.get_data().T[:3200] * 1e6

@@ -11,8 +11,9 @@ import pytest
 
 from bci_toolkit.errors import PrivacyError
 from bci_toolkit.privacy import PrivacyPolicy, anonymise_stream_info, pseudonym, read_bytes
-from bci_toolkit.privacy.anonymise import anonymise_file, anonymise_mne, anonymise_tree
+from bci_toolkit.privacy.anonymise import anonymise_file, anonymise_tree
 from bci_toolkit.privacy.edf import read_header
+from bci_toolkit.privacy.mne_objects import anonymise_mne
 from bci_toolkit.privacy.pseudonym import PSEUDONYM_RE, date_shift_days, load_secret
 from bci_toolkit.privacy.verify import verify_path
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from bci_toolkit._checks import InvalidParameterError, _check_range, _validate_type
+
 # name → (builder(probability, sfreq, seed) -> Transform, one-line description)
 AUGMENTATIONS: dict[str, tuple[Callable[..., Any], str]] = {}
 
@@ -73,16 +75,16 @@ def check_augmentation(names: Any, probability: float) -> list[str]:
         return []
     if isinstance(names, str):
         names = [names]
-    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"augmentation must be a name or a list of names, got {names!r}")
+    _validate_type(names, (list, tuple), "augmentation", "a name or a list of names")
+    for name in names:
+        _validate_type(name, "str", "augmentation", "a name or a list of names")
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(
+        raise InvalidParameterError(
             f"augmentation: unknown transform(s) {unknown}; expected some of "
             f"{sorted(AUGMENTATIONS)}"
         )
-    if not 0.0 < float(probability) <= 1.0:
-        raise ValueError(f"augmentation_prob must be in (0, 1], got {probability!r}")
+    _check_range("augmentation_prob", probability, 0.0, 1.0, low_inclusive=False)
     return list(names)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bci_toolkit._checks import _check_option
 from bci_toolkit.decoders.deep.inference import InferenceModule
 from bci_toolkit.errors import ArtifactError
 
@@ -102,11 +103,10 @@ def export_torchscript(decoder: Any, path: str | os.PathLike, policy: Any = None
 
 def export(decoder: Any, path: str | os.PathLike, fmt: str = "onnx", policy: Any = None) -> Path:
     """Export in ``fmt`` (``"onnx"`` or ``"torchscript"``)."""
+    _check_option("export format", fmt, FORMATS)
     if fmt == "onnx":
         return export_onnx(decoder, path, policy)
-    if fmt == "torchscript":
-        return export_torchscript(decoder, path, policy)
-    raise ValueError(f"export format must be one of {list(FORMATS)}, got {fmt!r}")
+    return export_torchscript(decoder, path, policy)
 
 
 def load_onnx_session(path: str | os.PathLike, policy: Any = None) -> Any:

@@ -16,20 +16,24 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
-from torch import nn
 
-from bci_toolkit.decoders.alignment import (
-    align_groups,
-    apply_alignment,
-    check_alignment,
-    euclidean_reference,
+from bci_toolkit._checks import (
+    _check_option,
+    _check_positive,
+    _check_positive_int,
+    _check_range,
 )
-from bci_toolkit.decoders.spiking import _runtime
+from bci_toolkit.decoders import torch_runtime
+from bci_toolkit.decoders.alignment import apply_alignment, check_alignment
+from bci_toolkit.decoders.base import check_epochs, check_training_data
+from bci_toolkit.decoders.cost import OpCount
+from bci_toolkit.decoders.spiking import cost
 from bci_toolkit.decoders.spiking.encoding import delta_encode
 from bci_toolkit.decoders.spiking.network import Activity, SpikingConvNet
 from bci_toolkit.decoders.spiking.neurons import beta_from_tau
-from bci_toolkit.errors import ArtifactError, EvaluationError
-from bci_toolkit.privacy import PrivacyPolicy, read_bytes, write_bytes, write_text
+from bci_toolkit.decoders.spiking.training import train_network
+from bci_toolkit.errors import ArtifactError
+from bci_toolkit.privacy import PrivacyPolicy, write_bytes, write_text
 
 _WEIGHTS = "snn.safetensors"
 _META = "snn.json"
@@ -101,12 +105,21 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         Dropout on the spikes entering the readout, during training.
     max_epochs, batch_size, lr, weight_decay
         AdamW with cosine learning-rate annealing over ``max_epochs``; class-balanced loss.
+    patience : int | None
+        Early stopping: epochs without a lower validation loss before training stops; the
+        best weights are restored. ``None`` (default) trains for ``max_epochs``, as the
+        shipped pipelines do.
+    min_epochs : int
+        Warm-up before early stopping watches the validation loss.
+    valid_fraction : float
+        Share of the training trials held out for early stopping (whole groups when
+        ``fit`` gets three or more ``groups``); only used with ``patience``.
     device : {"auto", "cpu", "cuda", "cuda:N"}
         ``"auto"`` trains on CUDA when available; prediction runs on the CPU.
     n_threads : int | None
-        Torch CPU threads while fitting and predicting (``None``: leave torch's setting).
-        The per-step tensors are tiny, so one thread is fastest and leaves the other
-        cores to parallel folds.
+        Torch CPU threads while fitting and predicting (``None``: ``OMP_NUM_THREADS`` or
+        every CPU available, as for the ConvNets). The per-step tensors are tiny, so one
+        thread is fastest and leaves the other cores to parallel folds.
     random_state : int | None
         Seeds initialisation, batch order, crops and dropout.
 
@@ -122,8 +135,11 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
     activity_ : dict
         Firing rates and per-decision operation counts measured on the training trials.
     history_ : list of dict
-        Training loss per epoch.
+        Training (and validation) loss per epoch.
     """
+
+    #: ``fit`` takes ``groups`` (see :class:`~bci_toolkit.decoders.capabilities.GroupAwareFit`).
+    supports_groups: bool = True
 
     def __init__(self, sfreq: float = 160.0, n_chans: int | None = None,
                  n_outputs: int | None = None, n_times: int | None = None,
@@ -135,7 +151,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
                  tau2_s: float = 0.1, readout: str = "membrane", learn_beta: bool = True,
                  train_crop_s: float | None = None, sign_flip: bool = False,
                  dropout: float = 0.25, max_epochs: int = 40, batch_size: int = 32,
-                 lr: float = 1e-3, weight_decay: float = 1e-2, device: str = "auto",
+                 lr: float = 1e-3, weight_decay: float = 1e-2, patience: int | None = None,
+                 min_epochs: int = 0, valid_fraction: float = 0.2, device: str = "auto",
                  n_threads: int | None = 1, random_state: int | None = 42) -> None:
         self.sfreq = sfreq
         self.n_chans = n_chans
@@ -163,6 +180,9 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
+        self.patience = patience
+        self.min_epochs = min_epochs
+        self.valid_fraction = valid_fraction
         self.device = device
         self.n_threads = n_threads
         self.random_state = random_state
@@ -170,45 +190,32 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
     # ----------------------------------------------------------------- validation
     def _check_params(self) -> None:
         check_alignment(self.alignment)
-        if self.encoding not in _ENCODINGS:
-            raise ValueError(f"encoding must be one of {list(_ENCODINGS)}, got {self.encoding!r}")
-        if self.polarity not in ("signed", "split"):
-            raise ValueError(f"polarity must be 'signed' or 'split', got {self.polarity!r}")
-        if self.train_crop_s is not None and not float(self.train_crop_s) > 0:
-            raise ValueError(f"train_crop_s must be positive or None, got {self.train_crop_s!r}")
-        if self.readout not in ("membrane", "log_rate", "count"):
-            raise ValueError(f"readout must be 'membrane', 'log_rate' or 'count', got "
-                             f"{self.readout!r}")
+        _check_option("encoding", self.encoding, _ENCODINGS)
+        _check_option("polarity", self.polarity, ("signed", "split"))
+        _check_option("readout", self.readout, ("membrane", "log_rate", "count"))
+        _check_positive("train_crop_s", self.train_crop_s, allow_none=True)
         for name in ("delta_threshold", "pool_s", "pool_stride_s", "tau1_s", "tau2_s", "lr",
                      "sfreq"):
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if int(self.n_filters2) < 0:
-            raise ValueError(f"n_filters2 must be >= 0 (0: one spiking layer), got "
-                             f"{self.n_filters2!r}")
+            _check_positive(name, getattr(self, name))
+        _check_positive_int("n_filters2", self.n_filters2, allow_zero=True,
+                            extra=" (0: one spiking layer)")
         for name in ("n_filters", "max_epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.kernel1_s < 0:
-            raise ValueError(f"kernel1_s must be >= 0, got {self.kernel1_s!r}")
-        if self.n_threads is not None and int(self.n_threads) < 1:
-            raise ValueError(f"n_threads must be a positive integer or None, got "
-                             f"{self.n_threads!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            _check_positive_int(name, getattr(self, name))
+        _check_positive("kernel1_s", self.kernel1_s, allow_zero=True)
+        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        _check_positive_int("n_threads", self.n_threads, allow_none=True)
+        _check_range("dropout", self.dropout, 0.0, 1.0, high_inclusive=False)
+        _check_positive_int("patience", self.patience, allow_none=True)
+        _check_positive_int("min_epochs", self.min_epochs, allow_zero=True)
+        _check_range("valid_fraction", self.valid_fraction, 0.0, 1.0, high_inclusive=False)
+        torch_runtime.resolve_device(self.device)
 
-    def _check_X(self, X: Any) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+    def _check_X(self, X: Any, *, reset: bool = False) -> np.ndarray:
+        X = check_epochs(X, (3, 4), type(self).__name__)
         if X.ndim == 4:  # filter bank: bands become extra channels
             n, c, t, b = X.shape
             X = X.transpose(0, 3, 1, 2).reshape(n, c * b, t)
-        if X.ndim != 3:
-            raise ValueError(
-                f"{type(self).__name__}: X has shape {X.shape}; expected (n_trials, n_channels, "
-                "n_times) or (n_trials, n_channels, n_times, n_bands)")
-        if not np.isfinite(X).all():
-            raise ValueError(f"{type(self).__name__}: X contains NaN or Inf")
-        if hasattr(self, "scale_") and X.shape[1] != len(self.scale_):
+        if not reset and hasattr(self, "scale_") and X.shape[1] != len(self.scale_):
             raise ValueError(f"{type(self).__name__}: X has {X.shape[1]} channels (× bands); "
                              f"the decoder was fitted on {len(self.scale_)}")
         return X
@@ -284,92 +291,52 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         if self.n_chans is not None and len(raw_shape) >= 2 and raw_shape[1] != self.n_chans:
             raise ValueError(f"{type(self).__name__}: X has {raw_shape[1]} channels; n_chans "
                              f"is {self.n_chans}")
-        X = self._check_X(X)
-        y = np.asarray(y)
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} trials but y has {len(y)} labels")
-        self.classes_ = np.unique(y)
-        if len(self.classes_) < 2:
-            raise EvaluationError(f"{type(self).__name__}: training data has only one class "
-                                  f"({self.classes_.tolist()}); expected at least two")
+        X, y, self.classes_ = check_training_data(X, y, (3, 4), type(self).__name__)
+        X = self._check_X(X, reset=True)
         self.n_features_in_ = X.shape[1]
         raw = X
-        if self.alignment == "euclidean":
-            self.alignment_ = euclidean_reference(X)
-            X = (align_groups(X, groups) if groups is not None
-                 else apply_alignment(self.alignment_, X))
-        else:
-            self.alignment_ = None
-        # One scale per channel from the training set only (no test information).
-        scale = (_normalise_trials(X) if self.trial_norm else X).std(axis=(0, 2))
-        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.alignment_, X = torch_runtime.learn_alignment(
+            X, align=self.alignment == "euclidean", groups=groups)
+        # One scale per channel from the training set only (no test information), and no
+        # centring: see torch_runtime.normalise for why the ConvNets differ.
+        self.scale_ = torch_runtime.channel_scale(_normalise_trials(X) if self.trial_norm else X)
         inputs = self._encode_aligned(X)
         targets = np.searchsorted(self.classes_, y)
-        device = _runtime.resolve_device(self.device)
+        valid = None
+        if self.patience is not None:
+            _, valid = torch_runtime.inner_split(targets, float(self.valid_fraction),
+                                                 self.random_state, groups,
+                                                 owner=type(self).__name__)
+        device = torch_runtime.resolve_device(self.device)
         t0 = time.perf_counter()
         self.n_times_ = X.shape[2]
         self.ref_steps_ = float(self._steps_after_pool(self._train_length(X.shape[2])))
-        with _runtime.threads(self.n_threads), _runtime.seeded(self.random_state, device):
+        threads = torch_runtime.resolve_threads(self.n_threads)
+        with torch_runtime.torch_threads(threads), torch_runtime.seeded(self.random_state,
+                                                                         device):
             self.module_ = self._build_module(inputs.shape[1], len(self.classes_),
                                               self.ref_steps_).to(device)
-            self.history_ = self._train(inputs, targets, device)
+            self.history_ = train_network(
+                self.module_, inputs, targets, n_classes=len(self.classes_), device=device,
+                max_epochs=int(self.max_epochs), batch_size=int(self.batch_size), lr=self.lr,
+                weight_decay=self.weight_decay, crop=self._train_length(inputs.shape[-1]),
+                sign_flip=bool(self.sign_flip), valid=valid, patience=self.patience,
+                min_epochs=int(self.min_epochs))
             # Folding builds new layers, whose default initialisation draws random numbers.
             self.module_.to("cpu").eval().fold_batchnorm()
         self.fit_time_s_ = time.perf_counter() - t0
-        self.activity_ = self._measure_activity(raw)
+        self.activity_ = cost.measure_activity(self, raw)
         return self
-
-    def _train(self, inputs: np.ndarray, targets: np.ndarray, device: torch.device
-               ) -> list[dict[str, float]]:
-        module = self.module_
-        opt = torch.optim.AdamW(module.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.max_epochs))
-        # Balanced class weights: imbalanced folds should not bias the scores.
-        counts = np.bincount(targets, minlength=len(self.classes_)).astype(np.float64)
-        weight = torch.as_tensor(counts.sum() / (len(counts) * np.maximum(counts, 1)),
-                                 dtype=torch.float32, device=device)
-        loss_fn = nn.CrossEntropyLoss(weight=weight)
-        x_all = torch.from_numpy(inputs)
-        y_all = torch.from_numpy(targets.astype(np.int64))
-        n = len(x_all)
-        crop = self._train_length(inputs.shape[-1])
-        max_offset = inputs.shape[-1] - crop
-        bs = min(int(self.batch_size), n)
-        history = []
-        module.train()
-        for epoch in range(int(self.max_epochs)):
-            order = torch.randperm(n)
-            total, seen = 0.0, 0
-            for start in range(0, n, bs):
-                idx = order[start:start + bs]
-                if len(idx) < 2 and n > 1:  # a lone trial makes a noisy step; skip it
-                    continue
-                xb = x_all[idx]
-                if max_offset > 0:  # random crops: time-shift augmentation
-                    starts = torch.randint(0, max_offset + 1, (len(idx),))
-                    xb = torch.stack([x[:, o:o + crop] for x, o in zip(xb, starts.tolist(),
-                                                                          strict=True)])
-                if self.sign_flip:  # EEG polarity carries no class information here
-                    flip = torch.randint(0, 2, (len(idx), 1, 1)).to(xb.dtype) * 2 - 1
-                    xb = xb * flip
-                xb, yb = xb.to(device), y_all[idx].to(device)
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(module(xb), yb)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                seen += len(idx)
-            sched.step()
-            history.append({"epoch": epoch + 1, "train_loss": total / max(seen, 1)})
-        module.eval()
-        return history
 
     # ----------------------------------------------------------------- inference
     def _scores(self, inputs: np.ndarray, activity: list | None = None) -> np.ndarray:
         module = self.module_
         device = next(module.parameters()).device
         out = []
-        with _runtime.threads(self.n_threads), torch.inference_mode():
+        # Like the ConvNets' live path: set once, not restored (restoring would resize
+        # torch's thread pool twice per live window).
+        torch_runtime.set_threads(torch_runtime.resolve_threads(self.n_threads))
+        with torch.inference_mode():
             for start in range(0, len(inputs), 256):
                 xb = torch.from_numpy(inputs[start:start + 256]).to(device)
                 out.append(module(xb, activity).float().cpu().numpy())
@@ -396,40 +363,45 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
     def record_activity(self, X: Any, *, encoded: np.ndarray | None = None) -> list[Activity]:
         """Run ``X`` through the network and return the spike trains of every layer.
 
-        The result feeds :func:`bci_toolkit.evaluation.energy.decision_cost`, which turns
-        spikes into synaptic operations.
+        :meth:`operation_counts` turns such spikes into synaptic operations.
         """
         check_is_fitted(self, "module_")
         activity: list[Activity] = []
         self._scores(self.encode(X) if encoded is None else encoded, activity)
         return activity
 
-    def _measure_activity(self, X: np.ndarray) -> dict[str, Any]:
-        # Firing rates and per-decision operations on real (training) trials; stored with
-        # the model so results rows can report them without keeping any EEG.
-        from bci_toolkit.evaluation.energy import count_spiking_decision
+    def operation_counts(self, input_shape: tuple[int, ...], X: Any = None) -> OpCount:
+        """Mean operations of one decision, on measured spikes.
 
-        ops = count_spiking_decision(self, X)
-        return {
-            "measured_on": "training trials",
-            "n_trials": int(len(X)),
-            "firing_rate": ops.layer_rates,
-            "mean_firing_rate": ops.firing_rate,
-            "ops": ops.to_dict(),
-        }
+        Parameters
+        ----------
+        input_shape : tuple
+            Shape of one epoch (the count of the stored activity does not depend on it).
+        X : ndarray | None
+            Epochs to measure the spiking activity on; ``None`` uses the count measured on
+            the training trials at ``fit`` (kept in artifacts).
+
+        Raises
+        ------
+        UncountableError
+            If ``X`` is ``None`` and no activity was measured.
+        """
+        check_is_fitted(self, "module_")
+        if X is not None:
+            return cost.count_spiking_decision(self, X)
+        return cost.stored_operation_counts(self)
 
     # ----------------------------------------------------------------- artifacts
     def save_weights(self, folder: str | Path, policy: PrivacyPolicy | None = None
                      ) -> dict[str, Any]:
         """Write the weights (safetensors) and the fitted state (JSON) into ``folder``."""
-        from safetensors.torch import save
-
         check_is_fitted(self, "module_")
         folder = Path(folder)
         state = {k: v.detach().cpu().contiguous() for k, v in self.module_.state_dict().items()}
         if getattr(self, "alignment_", None) is not None:
             state[_ALIGNMENT_KEY] = torch.from_numpy(np.ascontiguousarray(self.alignment_))
-        write_bytes(folder / _WEIGHTS, save(state), policy)
+        data, digest = torch_runtime.encode_tensors(state)
+        write_bytes(folder / _WEIGHTS, data, policy)
         meta = {
             "classes": [str(c) for c in self.classes_],
             "scale": self.scale_.tolist(),
@@ -439,37 +411,53 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             "ref_steps": self.ref_steps_,
             "activity": self.activity_,
             "history": self.history_[-1:] if self.history_ else [],
-            "versions": _runtime.library_versions(),
+            "versions": torch_runtime.library_versions("snntorch"),
         }
         write_text(folder / _META, json.dumps(meta, indent=1), policy)
-        return {"weights": _WEIGHTS, "state": _META}
+        return {"weights": _WEIGHTS, "state": _META, "sha256": digest}
 
     def load_weights(self, folder: str | Path, manifest: dict[str, Any],
                      policy: PrivacyPolicy | None = None) -> SpikingClassifier:
         """Restore a decoder written by :meth:`save_weights`; runs on CPU until moved."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load
+        from bci_toolkit.decoders import _artifact_files as files
+        from bci_toolkit.decoders._artifact_schema import validate_spiking_state
 
         folder = Path(folder)
         model = manifest.get("model", {})
+        # Names from artifact.json: read_member keeps them inside the folder, bounded.
+        state_name, weights_name = model.get("state", _META), model.get("weights", _WEIGHTS)
         try:
-            meta = json.loads(read_bytes(folder / model.get("state", _META), policy))
-            state = load(read_bytes(folder / model.get("weights", _WEIGHTS), policy))
+            text = files.read_member(folder, state_name, policy, field="model.state",
+                                     max_bytes=files.MANIFEST_MAX_BYTES)
+            data = files.read_member(folder, weights_name, policy, field="model.weights")
         except FileNotFoundError as exc:
             raise ArtifactError(f"{folder}: missing spiking-network file ({exc.filename})") from None
-        except (ValueError, SafetensorError) as exc:
+        torch_runtime.check_sha256(data, model.get("sha256"), folder / weights_name)
+        try:
+            raw = json.loads(text)
+            state = files.load_safetensors(data, folder / weights_name)
+        except (ValueError, RecursionError, ArtifactError) as exc:
             raise ArtifactError(f"{folder}: unreadable spiking-network files ({exc})") from None
+        meta = validate_spiking_state(raw, str(folder / state_name))
         alignment = state.pop(_ALIGNMENT_KEY, None)
+        n = int(meta.n_features_in)
+        if alignment is not None and tuple(alignment.shape) != (n, n):
+            raise ArtifactError(f"{folder / weights_name}: tensor {_ALIGNMENT_KEY!r} is not of "
+                                f"shape {[n, n]}")
         self.alignment_ = None if alignment is None else alignment.numpy().astype(np.float64)
-        self.classes_ = np.asarray(meta["classes"])
-        self.scale_ = np.asarray(meta["scale"], dtype=np.float64)
-        self.n_features_in_ = int(meta["n_features_in"])
-        self.activity_ = meta.get("activity")
-        self.history_ = meta.get("history", [])
-        self.n_times_ = int(meta["n_times"])
-        self.ref_steps_ = float(meta["ref_steps"])
-        module = self._build_module(int(meta["n_inputs"]), len(self.classes_), self.ref_steps_,
-                                    batch_norm=False)
+        self.classes_ = np.asarray(meta.classes)
+        self.scale_ = np.asarray(meta.scale, dtype=np.float64)
+        self.n_features_in_ = n
+        self.activity_ = meta.activity
+        self.history_ = list(meta.history)
+        self.n_times_ = int(meta.n_times)
+        self.ref_steps_ = float(meta.ref_steps)
+        # Built on the meta device first, so that hyper-parameters from the manifest
+        # cannot make it allocate more than the weights file holds.
+        module = files.build_checked(
+            lambda: self._build_module(int(meta.n_inputs), len(self.classes_), self.ref_steps_,
+                                       batch_norm=False),
+            {k: tuple(v.shape) for k, v in state.items()}, str(folder / weights_name), "network")
         try:
             module.load_state_dict(state)
         except RuntimeError as exc:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bci_toolkit._checks import InvalidParameterError, _check_option
 from bci_toolkit.decoders.spiking.neurons import LIF
 
 
@@ -100,8 +101,7 @@ class SpikingConvNet(nn.Module):
                  learn_beta: bool = True, dropout: float = 0.25, batch_norm: bool = True,
                  depthwise: bool = False, ref_steps: float = 1.0) -> None:
         super().__init__()
-        if readout not in ("membrane", "log_rate", "count"):
-            raise ValueError(f"readout must be 'membrane', 'log_rate' or 'count', got {readout!r}")
+        _check_option("readout", readout, ("membrane", "log_rate", "count"))
         self.readout_mode = readout
         self.conv1 = nn.Conv1d(n_inputs, n_filters, kernel1, bias=not batch_norm)
         self.bn1 = nn.BatchNorm1d(n_filters) if batch_norm else nn.Identity()
@@ -110,7 +110,7 @@ class SpikingConvNet(nn.Module):
         if not self.two_layers:
             n_filters2 = n_filters
         if depthwise and n_filters2 % n_filters:
-            raise ValueError(f"depthwise: n_filters2 ({n_filters2}) must be a multiple of "
+            raise InvalidParameterError(f"depthwise: n_filters2 ({n_filters2}) must be a multiple of "
                              f"n_filters ({n_filters})")
         if self.two_layers:
             self.conv2 = nn.Conv1d(n_filters, n_filters2, pool, stride=pool_stride,

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import nn
 
+from bci_toolkit._checks import _check_positive, _check_range
+
 
 @torch.jit.script
 def _lif_forward(current: torch.Tensor, beta: torch.Tensor, threshold: float
@@ -83,8 +85,7 @@ class _LIFFunction(torch.autograd.Function):
 
 def beta_from_tau(tau_s: float, sfreq: float) -> float:
     """Membrane decay per sample for a time constant ``tau_s`` (seconds) at ``sfreq``."""
-    if tau_s <= 0:
-        raise ValueError(f"membrane time constant must be positive, got {tau_s}")
+    _check_positive("membrane time constant", tau_s)
     return math.exp(-1.0 / (tau_s * sfreq))
 
 
@@ -108,8 +109,7 @@ class LIF(nn.Module):
     def __init__(self, n_neurons: int, beta: float = 0.9, threshold: float = 1.0,
                  learn_beta: bool = True, surrogate_slope: float = 2.0) -> None:
         super().__init__()
-        if not 0.0 < beta <= 1.0:
-            raise ValueError(f"beta must be in (0, 1], got {beta}")
+        _check_range("beta", beta, 0.0, 1.0, low_inclusive=False)
         init = torch.full((n_neurons,), float(beta))
         if learn_beta:
             self.beta = nn.Parameter(init)

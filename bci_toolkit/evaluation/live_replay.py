@@ -1,0 +1,236 @@
+"""Replaying a recorded run through the live decoding path, and scoring its decisions.
+
+:func:`stream_run` feeds a run to the same :class:`~bci_toolkit.session.engine.DecodingEngine`
+and :class:`~bci_toolkit.commands.DecisionPolicy` a live session uses, by one of two
+transports:
+
+``file``
+    Blocks of samples are handed to the engine straight from the recording, as fast as it
+    decodes them, with every grid window decoded. Deterministic, and as fast as decoding.
+``lsl``
+    The run is replayed as a real LSL stream (:class:`~bci_toolkit.streaming.Replayer`,
+    float32 µV, ``speed`` × real time) into a real :class:`~bci_toolkit.session.LiveSession`
+    (inlet thread, ring buffer, decoding thread). Same numbers up to float32 rounding.
+
+:func:`score_run` scores the decisions against the run's cues (trial accuracy, commands,
+false activations, latency); the pseudo-online protocol
+(:mod:`bci_toolkit.evaluation.protocols.pseudo_online`) aggregates them into rows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bci_toolkit.errors import EvaluationError, UnknownNameError
+from bci_toolkit.spec import PipelineSpec
+
+if TYPE_CHECKING:
+    from bci_toolkit.decoders.artifact import Artifact
+    from bci_toolkit.pipeline.core import Pipeline
+
+__all__ = ["TRANSPORTS", "RunStream", "score_run", "stream_run", "transport_from_env"]
+
+TRANSPORTS = ("file", "lsl")
+
+
+@dataclass
+class RunStream:
+    """Decisions of one streamed run."""
+
+    decisions: list[Any]
+    n_samples: int
+    wall_s: float
+    stats: dict[str, Any]
+
+
+def stream_run(raw: Any, pipeline: Pipeline | Artifact, *, transport: str = "file",
+               speed: float = 20.0, chunk_s: float = 0.025) -> RunStream:
+    """Stream a recording through the live decoding path; return every decision.
+
+    Parameters
+    ----------
+    raw : mne.io.Raw
+        The held-out run (annotations are not used here).
+    pipeline : Pipeline | Artifact
+        The fitted (causal) pipeline, or a loaded artifact.
+    transport : {"file", "lsl"}
+        See the module docstring.
+    speed : float
+        ``lsl`` transport: replay speed (× real time).
+    chunk_s : float
+        ``file`` transport: seconds of signal per block (an amplifier's push interval).
+    """
+    from bci_toolkit.commands import DecisionPolicy
+    from bci_toolkit.pipeline.core import Pipeline
+    from bci_toolkit.session.engine import DecodingEngine
+    from bci_toolkit.streaming.lsl import local_clock
+    from bci_toolkit.streaming.replay import raw_for_replay
+
+    if transport not in TRANSPORTS:
+        raise UnknownNameError(f"pseudo-online transport {transport!r}; expected one of "
+                               f"{list(TRANSPORTS)}")
+    if not isinstance(pipeline, Pipeline):
+        pipeline = Pipeline.from_artifact(pipeline)
+    data, names, _types, _units, _markers = raw_for_replay(raw)
+    sfreq = float(raw.info["sfreq"])
+    if transport == "lsl":
+        return _stream_lsl(raw, pipeline.to_artifact(), speed)
+    spec = pipeline.effective_spec
+    policy = DecisionPolicy([str(c) for c in pipeline.classes_], spec.policy, spec.commands)
+    engine = DecodingEngine.from_pipeline(pipeline, names, policy=policy, mode="exhaustive")
+    x = data.T
+    n = len(x)
+    step = max(1, int(round(chunk_s * sfreq)))
+    t0 = local_clock()
+    decisions = []
+    wall = time.perf_counter()
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        # Stream time for the policy's timers; arrival = when the block is handed over,
+        # so latency is the decoding path's own time.
+        stamps = t0 + np.arange(start, stop) / sfreq
+        arrivals = np.full(stop - start, local_clock())
+        decisions.extend(engine.process(x[start:stop], start, stamps, arrivals))
+    return RunStream(decisions, n, time.perf_counter() - wall, engine.stats.summary())
+
+
+def _stream_lsl(raw: Any, artifact: Any, speed: float) -> RunStream:
+    from bci_toolkit.session.live import LiveSession, StreamSelector
+    from bci_toolkit.streaming.replay import Replayer
+
+    name = f"bci-pseudo-online-{uuid.uuid4().hex[:10]}"
+    replayer = Replayer.from_raw(raw, name=name, speed=speed, wait_for_consumer=15.0,
+                                 dtype="float32")
+    decisions: list[Any] = []
+    duration = replayer.duration_s
+    session = LiveSession(artifact, stream=StreamSelector(name=name), record=None,
+                          buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
+                          mode="exhaustive", on_decision=decisions.append,
+                          stall_timeout=max(2.0, 5.0 / speed), policy_time="samples")
+    wall = time.perf_counter()
+    try:
+        session.start()
+        replayer.start()
+        if not replayer.done.wait(duration * 3 + 30):
+            raise EvaluationError(f"pseudo-online: replay of {raw.n_times} samples did not "
+                                  f"finish in {duration * 3 + 30:.0f} s")
+        deadline = time.perf_counter() + 30 + duration
+        while time.perf_counter() < deadline:
+            if (session.inlet.n_samples >= replayer.n_pushed
+                    and session.loop.cursor >= session.inlet.ring.total):
+                break
+            time.sleep(0.02)
+        summary = session.stop("replay finished")
+    finally:
+        session.stop("replay finished")
+        replayer.close()
+    if summary.n_samples != raw.n_times or summary.dropped_samples or summary.lost_samples:
+        raise EvaluationError(
+            f"pseudo-online over LSL: received {summary.n_samples} of {raw.n_times} samples "
+            f"({summary.lost_samples} lost, {summary.dropped_samples} dropped); the machine "
+            "is too busy for this speed"
+        )
+    return RunStream(decisions, raw.n_times, time.perf_counter() - wall,
+                     session.engine.stats.summary())
+
+
+def _cue_table(raw: Any, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample onsets, sample durations and labels of the class cues of a Raw."""
+    ann = raw.annotations
+    keep = [i for i, d in enumerate(ann.description) if d in classes]
+    if not keep:
+        return np.empty(0, int), np.empty(0, int), np.empty(0, dtype=object)
+    onsets = raw.time_as_index(ann.onset[keep], use_rounding=True, origin=ann.orig_time)
+    sfreq = raw.info["sfreq"]
+    durations = np.maximum(1, np.round(ann.duration[keep] * sfreq).astype(int))
+    return onsets.astype(int), durations, np.asarray(ann.description)[keep]
+
+
+def score_run(stream: RunStream, raw: Any, trial_onsets: np.ndarray, trial_labels: np.ndarray,
+              spec: PipelineSpec, classes: Sequence[str], decoder_classes: Sequence[str]
+              ) -> dict[str, Any]:
+    """Score one streamed run against its cues (see the module docstring)."""
+    from bci_toolkit.pipeline.scoring import fold_metrics
+
+    sfreq = float(raw.info["sfreq"])
+    n_window = int(round(spec.window_length * sfreq)) + 1
+    n_step = max(1, int(round(spec.online.step * sfreq)))
+    ends = np.array([d.index for d in stream.decisions], dtype=int)
+    order = [list(decoder_classes).index(c) if c in decoder_classes else None for c in classes]
+    # Trial decisions: the grid window ending where the offline epoch ends.
+    epoch_end = int(round(spec.preprocessing.epoch.tmax * sfreq))
+    proba = np.full((len(trial_onsets), len(classes)), 1.0 / len(classes))
+    offsets, missed = [], 0
+    for i, onset in enumerate(trial_onsets):
+        target = int(onset) + epoch_end
+        if not len(ends):
+            missed += 1
+            continue
+        k = int(np.argmin(np.abs(ends - target)))
+        if abs(ends[k] - target) > n_step // 2:
+            missed += 1
+            continue
+        offsets.append(int(ends[k] - target))
+        p = stream.decisions[k].proba
+        proba[i] = [p[j] if j is not None else 0.0 for j in order]
+    live = fold_metrics(np.asarray(trial_labels), proba, list(classes))
+
+    # Commands against cue intervals (centre of the command's window).
+    onsets, durations, labels = _cue_table(raw, classes)
+    in_cue = np.full(raw.n_times, -1)
+    for j, (a, d) in enumerate(zip(onsets, durations, strict=True)):
+        in_cue[a:a + d] = j
+    half = (n_window - 1) // 2
+    centres_valid = np.zeros(raw.n_times, dtype=bool)
+    centres_valid[half:raw.n_times - half] = True
+    rest_minutes = float(np.sum(centres_valid & (in_cue < 0)) / sfreq / 60.0)
+    hits = errors = false_activations = 0
+    answered: set[int] = set()
+    n_commands = 0
+    for d in stream.decisions:
+        if d.command is None:
+            continue
+        n_commands += 1
+        centre = d.index - half
+        j = in_cue[centre] if 0 <= centre < raw.n_times else -1
+        if j < 0:
+            false_activations += 1
+        elif j not in answered:
+            answered.add(j)
+            if d.command["class"] == labels[j]:
+                hits += 1
+            else:
+                errors += 1
+    latencies = [d.latency_ms for d in stream.decisions]
+    return {
+        "live": live, "n_missed": missed, "alignment_samples": offsets,
+        "n_commands": n_commands, "command_hits": hits, "command_errors": errors,
+        "n_cues": int(len(onsets)), "false_activations": false_activations,
+        "rest_minutes": rest_minutes, "latencies_ms": latencies,
+        "n_windows": len(stream.decisions), "stream_wall_s": stream.wall_s,
+        "stats": stream.stats,
+    }
+
+
+def transport_from_env() -> tuple[str, float]:
+    """``$BCI_PSEUDO_ONLINE_TRANSPORT`` (default ``file``) and ``$BCI_PSEUDO_ONLINE_SPEED`` (20)."""
+    transport = os.environ.get("BCI_PSEUDO_ONLINE_TRANSPORT", "file").strip().lower() or "file"
+    if transport not in TRANSPORTS:
+        raise UnknownNameError(f"$BCI_PSEUDO_ONLINE_TRANSPORT: {transport!r}; expected one of "
+                               f"{list(TRANSPORTS)}")
+    text = os.environ.get("BCI_PSEUDO_ONLINE_SPEED", "20")
+    try:
+        speed = float(text)
+    except ValueError:
+        raise UnknownNameError(f"$BCI_PSEUDO_ONLINE_SPEED: expected a number, got {text!r}"
+                               ) from None
+    if not np.isfinite(speed) or speed <= 0:
+        raise UnknownNameError(f"$BCI_PSEUDO_ONLINE_SPEED: must be positive, got {text!r}")
+    return transport, speed

@@ -1,0 +1,58 @@
+"""Evaluation protocols, looked up by name: ``run(source, pipelines, config) → rows``.
+
+One module per protocol, one line per protocol in :data:`_REGISTRY` (imported when first
+asked for, so that listing protocols never imports the live path). Each declares its
+:class:`~bci_toolkit.evaluation.protocols.base.Capabilities`.
+
+The fold helpers are re-exported here for existing imports; they live in
+:mod:`bci_toolkit.pipeline.scoring`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bci_toolkit.errors import UnknownNameError
+from bci_toolkit.evaluation.protocols.base import Capabilities, Protocol
+from bci_toolkit.pipeline.scoring import (
+    check_trainable,
+    leave_one_group_out,
+    within_session_splits,
+)
+
+__all__ = ["PROTOCOLS", "Capabilities", "Protocol", "check_protocol", "check_trainable",
+           "get_protocol", "leave_one_group_out", "list_protocols", "within_session_splits"]
+
+# name → "module:class"
+_REGISTRY: dict[str, str] = {
+    "within-session": "bci_toolkit.evaluation.protocols.within_session:WithinSession",
+    "cross-session": "bci_toolkit.evaluation.protocols.cross_session:CrossSession",
+    "cross-subject": "bci_toolkit.evaluation.protocols.cross_subject:CrossSubject",
+    "cross-subject+finetune": "bci_toolkit.evaluation.protocols.finetune:CrossSubjectFinetune",
+    "pseudo-online": "bci_toolkit.evaluation.protocols.pseudo_online:PseudoOnline",
+}
+
+#: Names of the protocols, in the order help texts list them.
+PROTOCOLS = tuple(_REGISTRY)
+
+
+def list_protocols() -> list[str]:
+    """Names of the registered protocols."""
+    return list(_REGISTRY)
+
+
+def check_protocol(name: str) -> str:
+    """Return ``name`` if it is a registered protocol; raise :class:`UnknownNameError`."""
+    if name not in _REGISTRY:
+        raise UnknownNameError(f"unknown protocol {name!r}; expected one of {list(_REGISTRY)}")
+    return name
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol registered as ``name``.
+
+    Its ``capabilities`` say what it supports, e.g.
+    ``get_protocol("cross-session").capabilities.supports_permutations`` is False.
+    """
+    module, attr = _REGISTRY[check_protocol(name)].split(":")
+    return getattr(importlib.import_module(module), attr)()

@@ -1,0 +1,83 @@
+"""Cross-subject: leave one subject out, train on all the others, test on all its trials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from bci_toolkit.evaluation.protocols.base import (
+    Capabilities,
+    Protocol,
+    sort_rows,
+    subject_epochs,
+)
+from bci_toolkit.evaluation.rows import ResultRow, decision_cost_fields
+from bci_toolkit.pipeline.scoring import check_trainable, fit_and_score
+from bci_toolkit.pipeline.source import concat_epochs
+
+if TYPE_CHECKING:
+    from bci_toolkit.evaluation.config import EvaluationConfig, EvaluationResult
+    from bci_toolkit.pipeline.core import Pipeline
+    from bci_toolkit.pipeline.source import DataSource
+    from bci_toolkit.preprocessing.offline import EpochsData
+
+__all__ = ["CrossSubject", "load_subjects"]
+
+
+class CrossSubject(Protocol):
+    """Train on every other subject pooled (one alignment for the pool), test on one.
+
+    No per-subject groups on purpose: a decoder that aligned each training subject to
+    itself would see the unseen subject through the pooled reference instead (measured:
+    worse than one pooled alignment). One row per held-out subject × pipeline, session
+    ``all``.
+    """
+
+    name = "cross-subject"
+    summary = "leave one subject out, no calibration data"
+    capabilities = Capabilities(min_subjects=2)
+
+    def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
+            *, progress: bool = True) -> EvaluationResult:
+        from bci_toolkit.evaluation.config import EvaluationResult
+        from bci_toolkit.evaluation.runner import Runner
+
+        self.check(source, pipelines, config)
+        rows: list[dict[str, Any]] = []
+        with Runner(config.n_jobs, config.scheduler, progress) as runner:
+            data = load_subjects(runner, source, pipelines)
+            for job_rows in runner.map(
+                    _held_out_job, [(source, pipelines, config, s, data) for s in source.subjects],
+                    desc=self.name):
+                rows.extend(job_rows)
+        return EvaluationResult(rows=sort_rows(rows, pipelines))
+
+
+def load_subjects(runner: Any, source: DataSource, pipelines: Sequence[Pipeline]
+                  ) -> dict[int, dict[str, EpochsData]]:
+    """Epochs of every subject of ``source``, per distinct preprocessing, loaded in parallel."""
+    return dict(runner.map(_load_job, [(source, pipelines, s) for s in source.subjects],
+                           desc="loading"))
+
+
+def _load_job(source: DataSource, pipelines: Sequence[Pipeline], subject: int
+              ) -> tuple[int, dict[str, EpochsData]]:
+    return subject, subject_epochs(source, pipelines, subject)
+
+
+def _held_out_job(source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
+                  held_out: int, data: dict[int, dict[str, EpochsData]]) -> list[dict[str, Any]]:
+    classes = source.classes()
+    rows = []
+    for pipeline in pipelines:
+        key = pipeline.preprocessing_key()
+        train = concat_epochs([data[s][key] for s in data if s != held_out])
+        test = data[held_out][key]
+        check_trainable(train.y, f"{source.name} cross-subject training without {held_out}")
+        fold = fit_and_score(pipeline, train, test, classes)
+        rows.append(ResultRow.from_folds(
+            source=source, pipeline=pipeline, protocol=CrossSubject.name, subject=held_out,
+            session="all", folds=[fold], y=test.y, classes=classes, data=test,
+            seed=config.seed, n_train_trials=len(train.y),
+            **decision_cost_fields(fold["_pipeline"], test)).to_dict())
+    return rows

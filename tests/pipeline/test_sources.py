@@ -1,0 +1,77 @@
+"""Data sources: a public dataset, the user's files and a recorded session feed one Pipeline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bci_toolkit import Pipeline
+from bci_toolkit.errors import DataError, UnknownNameError
+from bci_toolkit.pipeline import DatasetSource, FilesSource, concat_epochs, train
+from bci_toolkit.privacy import PrivacyPolicy
+
+
+def _record_session(raw, folder, break_at: int | None = None) -> None:
+    """Record ``raw`` the way ``bci live --record`` does: ring buffer → SessionRecorder."""
+    from bci_toolkit.session.recording import SessionRecorder
+    from bci_toolkit.streaming import EventLog, RingBuffer, StreamDescription
+
+    data = (raw.get_data().T * 1e6).astype(np.float32)  # µV on the wire
+    n, n_ch = data.shape
+    sfreq = raw.info["sfreq"]
+    times = 1000.0 + np.arange(n) / sfreq
+    desc = StreamDescription(name="amp", stype="EEG", source_id="", uid="", hostname="",
+                             session_id="", sfreq=sfreq, n_channels=n_ch, dtype="float32",
+                             ch_names=list(raw.ch_names), ch_types=["EEG"] * n_ch,
+                             units=["microvolts"] * n_ch, created_at=0.0)
+    ring = RingBuffer(n_ch, n + 1)
+    recorder = SessionRecorder(folder, ring, desc, np.ones(n_ch), desc.ch_names, EventLog(),
+                               policy=PrivacyPolicy(), meta={"kind": "calibration"}).start()
+    for a in range(0, n, 400):
+        if a == break_at:
+            ring.mark_break()
+        ring.write(data[a:a + 400], times[a:a + 400], times[min(a + 399, n - 1)])
+    for onset, label in zip(raw.annotations.onset, raw.annotations.description, strict=True):
+        recorder.add("markers", {"time": 1000.0 + float(onset), "label": str(label),
+                                 "arrival": 0.0})
+    recorder.add("markers", {"time": 1001.0, "label": "BAD_start", "arrival": 0.0})
+    recorder.stop({})
+
+
+def test_recorded_session_trains_like_the_file(make_synthetic_raw, synthetic_files, tmp_path):
+    from bci_toolkit.session.source import SessionSource
+
+    files = FilesSource([synthetic_files[0]], {"left": "left", "right": "right"})
+    raw = files.recordings(1)[0].raw
+    _record_session(raw, tmp_path / "session", break_at=raw.n_times // 2 // 400 * 400)
+    source = SessionSource([tmp_path / "session"], policy=PrivacyPolicy())
+    assert source.classes() == ["left", "right"]  # BAD_ annotations are not classes
+    assert [r.run for r in source.recordings(1)] == ["0", "1"]  # the break splits the run
+    pipeline = Pipeline.from_spec("csp_lda", causal=True)
+    from_session, from_file = pipeline.epochs(source), pipeline.epochs(files)
+    # Same cues; samples agree to the float32 the stream carried (the break falls between
+    # cues, so only the filters' restart after it differs).
+    assert from_session.y.tolist() == from_file.y.tolist()
+    np.testing.assert_allclose(from_session.X[0], from_file.X[0], atol=1e-4)
+    result = train(pipeline, source, tmp_path / "model", policy=PrivacyPolicy(), cv_folds=3)
+    extra = json.loads((tmp_path / "model" / "artifact.json").read_text())["extra"]
+    assert extra["training"]["n_sessions"] == 1 and extra["cv_score"]["n_folds"] == 3
+    assert str(tmp_path) not in json.dumps(extra)  # folder names stay out of artifacts
+    assert result.pipeline.score(from_file, from_file.y) > 0.9
+    with pytest.raises(DataError, match="not a session folder"):
+        SessionSource([tmp_path / "nothing"]).classes()
+
+
+def test_dataset_source_checks_and_pools_subjects(data_dir):
+    source = DatasetSource("eegbci", [1, 2], "left_right", str(data_dir))
+    source.check([Pipeline.from_spec("csp_lda").effective_spec])
+    assert source.classes() == ["left", "right"] and source.where(2) == "eegbci subject 2"
+    by_subject = source.epochs_by_subject(Pipeline.from_spec("csp_lda").effective_spec)
+    pooled = concat_epochs(list(by_subject.values()))
+    assert len(pooled.y) == 90 and sorted(set(pooled.meta["subject"])) == [1, 2]
+    with pytest.raises(UnknownNameError, match="dataset 'eegbci' has no subject 999"):
+        DatasetSource("eegbci", [999], "left_right", str(data_dir)).check()
+    with pytest.raises(DataError, match="no event mapping"):
+        FilesSource(["a.edf"], {})
