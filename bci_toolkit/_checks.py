@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from bci_toolkit.errors import BCIError, EvaluationError
+from bci_toolkit.errors import BCIError, EvaluationError, UnknownNameError
 
 __all__ = [
     "InvalidParameterError",
     "ParameterTypeError",
     "TrainingDataError",
+    "_check_name",
     "_check_option",
     "_check_positive",
     "_check_positive_int",
@@ -138,6 +139,40 @@ def _check_option(parameter: str, value: Any, allowed_values: Iterable[Any],
     return value
 
 
+def _check_name(kind: str, name: Any, known: Iterable[str], *, owner: str = "",
+                shown: str | None = None) -> Any:
+    """Raise :class:`~bci_toolkit.errors.UnknownNameError` unless ``name`` is in ``known``.
+
+    For names looked up in a registry (datasets, protocols, decoders, a dataset's
+    tasks...). The message reads ``unknown <kind> 'name'; expected one of [...]``, or
+    ``<owner> has no <kind> 'name'; expected one of [...]``.
+
+    Parameters
+    ----------
+    kind : str
+        What the name names, e.g. ``"dataset"``.
+    name : object
+        The name to check.
+    known : iterable of str
+        The registered names, in the order the message lists them.
+    owner : str
+        What holds the names, e.g. ``"dataset 'eegbci'"``; none for a global registry.
+    shown : str | None
+        How the message shows ``name``; default ``repr(name)``. Give a bounded repr
+        (:func:`bci_toolkit.untrusted.short_repr`) for untrusted text.
+
+    Returns
+    -------
+    name
+        Unchanged.
+    """
+    names = list(known)
+    if any(_same(name, n) for n in names):
+        return name
+    what = f"{owner} has no {kind}" if owner else f"unknown {kind}"
+    raise UnknownNameError(f"{what} {shown or repr(name)}; expected one of {names}")
+
+
 def _same(value: Any, allowed: Any) -> bool:
     # True == 1 to Python, never to a user; arrays and other odd values simply differ.
     if isinstance(value, (bool, np.bool_)) != isinstance(allowed, (bool, np.bool_)):
@@ -176,13 +211,20 @@ def _check_range(parameter: str, value: Any, low: float | None = None,
 def _interval(low: float | None, high: float | None, low_inclusive: bool,
               high_inclusive: bool) -> str:
     if low is not None and high is not None:
-        return (f"in {'[' if low_inclusive else '('}{low:g}, {high:g}"
+        return (f"in {'[' if low_inclusive else '('}{_bound(low)}, {_bound(high)}"
                 f"{']' if high_inclusive else ')'}")
     if low is not None:
-        return f"{'>=' if low_inclusive else '>'} {low:g}"
+        return f"{'>=' if low_inclusive else '>'} {_bound(low)}"
     if high is not None:
-        return f"{'<=' if high_inclusive else '<'} {high:g}"
+        return f"{'<=' if high_inclusive else '<'} {_bound(high)}"
     return "a number"
+
+
+def _bound(x: float) -> str:
+    # Whole bounds in full (a segment size of 67108864 bytes, not 6.71089e+07).
+    if np.isfinite(x) and float(x).is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return f"{x:g}"
 
 
 def _check_positive(parameter: str, value: Any, *, allow_zero: bool = False,

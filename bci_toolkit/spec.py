@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bci_toolkit._checks import _check_positive, _check_range
 from bci_toolkit._resources import resource_dir
 from bci_toolkit.errors import SpecError, UnknownNameError
 from bci_toolkit.untrusted import (
@@ -42,8 +43,8 @@ class _Strict(BaseModel):
 
 def _check_band(band: Band, where: str) -> Band:
     lo, hi = band
-    if lo < 0 or hi <= 0:
-        raise ValueError(f"{where}: band edges must be positive, got {list(band)}")
+    _check_range(f"{where}: low edge", lo, 0)
+    _check_positive(f"{where}: high edge", hi)
     if lo >= hi:
         raise ValueError(f"{where}: low edge {lo} must be below high edge {hi}")
     return band

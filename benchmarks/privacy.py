@@ -44,8 +44,8 @@ from bci_toolkit.privacy import (  # noqa: E402
     atomic_writer,
     open_read,
     save_keyset,
-    stream,
 )
+from bci_toolkit.privacy import container as stream  # noqa: E402
 
 MB = 1_000_000
 CHUNK_S = 10  # seconds of signal per write, as a recorder would flush

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_env()
     import torch
 
-    from bci_toolkit.evaluation.engine import EvaluationConfig, evaluate
+    from bci_toolkit.evaluation.evaluator import EvaluationConfig, evaluate
 
     print("command: python benchmarks/snn_vs_ann.py " + " ".join(argv or sys.argv[1:]))
     print(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()} "

@@ -1,8 +1,13 @@
-"""Shared fixtures: the real-data folder, loopback-only LSL, isolated caches."""
+"""Shared fixtures: the real-data folder, loopback-only LSL, isolated caches.
+
+Also the fixtures several test folders use: real EEGMMIDB S007 runs, unique LSL stream
+names and the one-BLAS-thread setting of live decoding.
+"""
 
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -37,6 +42,33 @@ def data_dir() -> Path:
     if path is None:
         pytest.skip("real EEG data not available (set BCI_DATA_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def s007(data_dir: Path) -> list:
+    """EEGMMIDB subject 7, runs R04, R08, R12 (left vs right fist imagery)."""
+    from bci_toolkit.datasets import get_dataset
+
+    return get_dataset("eegbci", data_dir).load(7, "left_right")
+
+
+@pytest.fixture
+def stream_name() -> str:
+    """A stream name no other test run on this machine uses."""
+    return f"bcitest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def one_blas_thread():
+    """One BLAS thread, as ``LiveSession`` sets for live decoding.
+
+    The folders of the live tests (``session/``, ``streaming/``, ``preprocessing/``) use it
+    through an autouse fixture of their own ``conftest.py``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
 from bci_toolkit.errors import PrivacyError
+
+if TYPE_CHECKING:
+    from bci_toolkit.privacy import PrivacyPolicy
 
 sub = typer.Typer(
     name="privacy",
@@ -141,17 +145,11 @@ def encrypt(
     master_key_file: MasterFileOpt = None,
 ) -> None:
     """Encrypt a file, streaming, under the keyset's primary key."""
-    import shutil
+    from bci_toolkit.privacy import atomic_writer
 
-    from bci_toolkit.privacy import atomic_writer, is_encrypted
-
-    _require_file(src)
-    _require_output_file(dst)
-    if is_encrypted(src):
-        raise PrivacyError(f"{src} is already encrypted")
-    policy = _policy(encrypt=True, keyset=key, master_key_file=master_key_file)
+    policy = _crypt_policy(src, dst, encrypt=True, key=key, master_key_file=master_key_file)
     with open(src, "rb") as fin, atomic_writer(dst, policy) as fout:
-        shutil.copyfileobj(fin, fout, 1 << 20)
+        _copy(fin, fout)
     typer.echo(f"encrypted {src} -> {dst}")
 
 
@@ -163,20 +161,14 @@ def decrypt(
     master_key_file: MasterFileOpt = None,
 ) -> None:
     """Decrypt a file. The whole file is authenticated before any plaintext is written."""
-    import shutil
+    from bci_toolkit.privacy import atomic_writer, open_read
 
-    from bci_toolkit.privacy import atomic_writer, is_encrypted, open_read
-
-    _require_file(src)
-    _require_output_file(dst)
-    if not is_encrypted(src):
-        raise PrivacyError(f"{src} is not an encrypted bci-toolkit file")
-    policy = _policy(encrypt=False, keyset=key, master_key_file=master_key_file)
+    policy = _crypt_policy(src, dst, encrypt=False, key=key, master_key_file=master_key_file)
     with open_read(src, policy) as fin:
         fin.verify()  # a first pass, so a tampered file yields no plaintext at all
         fin.seek(0)
         with atomic_writer(dst, policy) as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
+            _copy(fin, fout)
     typer.echo(f"decrypted {src} -> {dst}")
 
 
@@ -282,6 +274,25 @@ def _require_output_file(path: Path) -> None:
     # Checked before any work: the atomic rename onto a folder would fail only at the end.
     if path.is_dir():
         raise PrivacyError(f"{path}: is a folder; give the output file's name")
+
+
+def _crypt_policy(src: Path, dst: Path, *, encrypt: bool, key: Path | None,
+                  master_key_file: Path | None) -> PrivacyPolicy:
+    """Check IN and OUT of ``encrypt``/``decrypt`` before any work; the policy to use."""
+    from bci_toolkit.privacy import is_encrypted
+
+    _require_file(src)
+    _require_output_file(dst)
+    if encrypt and is_encrypted(src):
+        raise PrivacyError(f"{src} is already encrypted")
+    if not encrypt and not is_encrypted(src):
+        raise PrivacyError(f"{src} is not an encrypted bci-toolkit file")
+    return _policy(encrypt=encrypt, keyset=key, master_key_file=master_key_file)
+
+
+def _copy(fin: BinaryIO, fout: BinaryIO) -> None:
+    # 1 MiB at a time: files of any size stream through bounded memory.
+    shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 def _events(events: str | None, keep: list[str] | None) -> list[str]:

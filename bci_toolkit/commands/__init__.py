@@ -11,7 +11,7 @@ See ``docs/commands.md`` for the policy's rules, the sinks and the JSON schema.
 """
 
 from bci_toolkit.commands.command import REQUIRED_FIELDS, Command, check_command, encode_command
-from bci_toolkit.commands.policy import DecisionPolicy, PolicyState, replay_policy
+from bci_toolkit.commands.decision import DecisionPolicy, PolicyState, replay_policy
 from bci_toolkit.commands.sinks import (
     FanoutSink,
     Sink,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
+from bci_toolkit._checks import _check_name
 from bci_toolkit.datasets.base import Dataset, Recording
 from bci_toolkit.datasets.manifest import Manifest, TaskInfo, get_manifest
-from bci_toolkit.errors import UnknownNameError
 
 __all__ = [
     "Dataset",
@@ -34,6 +34,5 @@ def list_datasets() -> list[str]:
 def get_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
     """Instantiate dataset ``name`` reading from ``data_dir`` (see :func:`get_data_dir`)."""
     classes = _classes()
-    if name not in classes:
-        raise UnknownNameError(f"unknown dataset {name!r}; expected one of {sorted(classes)}")
+    _check_name("dataset", name, sorted(classes))
     return classes[name](data_dir)

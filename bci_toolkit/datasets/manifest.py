@@ -6,6 +6,7 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bci_toolkit._checks import _check_name
 from bci_toolkit._resources import resource_dir
 from bci_toolkit.errors import DataError, UnknownNameError
 from bci_toolkit.untrusted import load_yaml_file, short_repr
@@ -47,13 +48,8 @@ class Manifest:
 
     def task(self, name: str) -> TaskInfo:
         """Return the task called ``name`` or raise a clear error."""
-        try:
-            return self.tasks[name]
-        except KeyError:
-            raise UnknownNameError(
-                f"dataset {self.name!r} has no task {name!r}; expected one of "
-                f"{sorted(self.tasks)}"
-            ) from None
+        _check_name("task", name, sorted(self.tasks), owner=f"dataset {self.name!r}")
+        return self.tasks[name]
 
     def check_subject(self, subject: int) -> int:
         """Return ``subject`` if the dataset has it, else raise a clear error."""
@@ -135,12 +131,9 @@ def load_manifest(path: str | Path) -> Manifest:
 @functools.cache
 def get_manifest(name: str) -> Manifest:
     """Load the shipped manifest of dataset ``name``."""
-    path = resource_dir("datasets") / f"{name}.yaml"
-    if not path.is_file():
-        raise UnknownNameError(
-            f"unknown dataset {name!r}; expected one of {list_manifest_names()}"
-        )
-    return load_manifest(path)
+    # Checked against the shipped names, never used as a path first: no "../x" lookups.
+    _check_name("dataset", name, list_manifest_names())
+    return load_manifest(resource_dir("datasets") / f"{name}.yaml")
 
 
 def list_manifest_names() -> list[str]:

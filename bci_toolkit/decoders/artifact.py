@@ -28,6 +28,7 @@ import numpy as np
 
 from bci_toolkit._version import __version__
 from bci_toolkit.decoders._artifact_files import MANIFEST_MAX_BYTES, read_member
+from bci_toolkit.decoders.capabilities import HasWeights
 from bci_toolkit.decoders.registry import check_decoder_spec
 from bci_toolkit.errors import ArtifactError, SpecError, UnknownNameError
 from bci_toolkit.privacy import PrivacyPolicy, write_bytes, write_text
@@ -92,12 +93,13 @@ def save_artifact(path: str | os.PathLike, decoder: Any, spec: PipelineSpec, *,
                   policy: PrivacyPolicy | None = None) -> Path:
     """Write ``decoder`` (fitted) and ``spec`` to the folder ``path``.
 
-    Decoders that hold torch weights implement ``save_weights(folder, policy) -> dict`` and
-    ``load_weights(folder, info, policy)``; every other decoder is stored with skops.
+    Decoders that hold torch weights store them as weight files
+    (:class:`~bci_toolkit.decoders.capabilities.HasWeights`); every other decoder is
+    stored with skops.
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if hasattr(decoder, "save_weights"):
+    if isinstance(decoder, HasWeights):
         model = {"format": "weights", "class": _qualname(decoder),
                  "params": _jsonable(decoder.get_params(deep=False)),
                  **decoder.save_weights(path, policy)}
@@ -258,6 +260,10 @@ def _load_weights(folder: Path, raw: dict[str, Any], model: Any, spec: PipelineS
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{manifest_path}: model.params: {short_text(str(exc), 160)}") \
             from None
+    if not isinstance(decoder, HasWeights):
+        # A manifest may claim weight files for a decoder that is stored with skops.
+        raise ArtifactError(f"{manifest_path}: model.format: decoder {spec.decoder.name!r} "
+                            "is not stored as weight files; expected 'skops'")
     try:
         decoder.load_weights(folder, raw, policy)
     except (TypeError, ValueError, RuntimeError, OverflowError, KeyError) as exc:

@@ -136,3 +136,15 @@ class EpochClassifier(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self, "pipeline_")
         return count_sklearn(self.pipeline_, tuple(int(s) for s in input_shape))
+
+
+def store_init_params(estimator: Any, arguments: dict[str, Any]) -> None:
+    """Set each ``__init__`` argument (``locals()``) as an attribute of the same name.
+
+    scikit-learn's contract: ``__init__`` stores every argument unchanged under its own
+    name and does nothing else; the signature is the parameter list ``get_params`` reads.
+    Call it as the only statement of ``__init__``.
+    """
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bci_toolkit._checks import _check_name
 from bci_toolkit.errors import SpecError, UnknownNameError
 
 
@@ -76,8 +77,7 @@ def list_decoders() -> list[str]:
 def get_decoder_class(name: str) -> type:
     if name in _LOADED:
         return _LOADED[name]
-    if name not in _LAZY:
-        raise UnknownNameError(f"unknown decoder {name!r}; expected one of {list_decoders()}")
+    _check_name("decoder", name, list_decoders())
     module, attr = _LAZY[name].split(":")
     cls = getattr(importlib.import_module(module), attr)
     _LOADED[name] = cls

@@ -1,6 +1,6 @@
 """Replaying a recorded run through the live decoding path, and scoring its decisions.
 
-:func:`stream_run` feeds a run to the same :class:`~bci_toolkit.session.engine.DecodingEngine`
+:func:`stream_run` feeds a run to the same :class:`~bci_toolkit.session.decoding.DecodingEngine`
 and :class:`~bci_toolkit.commands.DecisionPolicy` a live session uses, by one of two
 transports:
 
@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bci_toolkit.errors import EvaluationError, UnknownNameError
+from bci_toolkit._checks import InvalidParameterError, _check_name, _check_option, _check_range
+from bci_toolkit.errors import EvaluationError
 from bci_toolkit.spec import PipelineSpec
 
 if TYPE_CHECKING:
@@ -69,13 +70,11 @@ def stream_run(raw: Any, pipeline: Pipeline | Artifact, *, transport: str = "fil
     """
     from bci_toolkit.commands import DecisionPolicy
     from bci_toolkit.pipeline.core import Pipeline
-    from bci_toolkit.session.engine import DecodingEngine
+    from bci_toolkit.session.decoding import DecodingEngine
     from bci_toolkit.streaming.lsl import local_clock
     from bci_toolkit.streaming.replay import raw_for_replay
 
-    if transport not in TRANSPORTS:
-        raise UnknownNameError(f"pseudo-online transport {transport!r}; expected one of "
-                               f"{list(TRANSPORTS)}")
+    _check_name("pseudo-online transport", transport, TRANSPORTS)
     if not isinstance(pipeline, Pipeline):
         pipeline = Pipeline.from_artifact(pipeline)
     data, names, _types, _units, _markers = raw_for_replay(raw)
@@ -222,15 +221,14 @@ def score_run(stream: RunStream, raw: Any, trial_onsets: np.ndarray, trial_label
 def transport_from_env() -> tuple[str, float]:
     """``$BCI_PSEUDO_ONLINE_TRANSPORT`` (default ``file``) and ``$BCI_PSEUDO_ONLINE_SPEED`` (20)."""
     transport = os.environ.get("BCI_PSEUDO_ONLINE_TRANSPORT", "file").strip().lower() or "file"
-    if transport not in TRANSPORTS:
-        raise UnknownNameError(f"$BCI_PSEUDO_ONLINE_TRANSPORT: {transport!r}; expected one of "
-                               f"{list(TRANSPORTS)}")
+    _check_option("$BCI_PSEUDO_ONLINE_TRANSPORT", transport, TRANSPORTS)
     text = os.environ.get("BCI_PSEUDO_ONLINE_SPEED", "20")
     try:
         speed = float(text)
     except ValueError:
-        raise UnknownNameError(f"$BCI_PSEUDO_ONLINE_SPEED: expected a number, got {text!r}"
-                               ) from None
-    if not np.isfinite(speed) or speed <= 0:
-        raise UnknownNameError(f"$BCI_PSEUDO_ONLINE_SPEED: must be positive, got {text!r}")
+        raise InvalidParameterError(f"$BCI_PSEUDO_ONLINE_SPEED must be a number, got {text!r}"
+                                    ) from None
+    # Finite: the replay waits each chunk's duration divided by the speed.
+    _check_range("$BCI_PSEUDO_ONLINE_SPEED", speed, 0, np.inf, low_inclusive=False,
+                 high_inclusive=False)
     return transport, speed

@@ -11,7 +11,6 @@ only place where a decoder is built from a spec (the decoder registry's
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import os
 import time
@@ -64,14 +63,6 @@ def with_phase(spec: PipelineSpec, phase: str | None) -> PipelineSpec:
     pre = spec.preprocessing.model_copy(
         update={"filter": spec.preprocessing.filter.model_copy(update={"phase": phase})})
     return spec.model_copy(update={"preprocessing": pre})
-
-
-def _fits_with_groups(decoder: Any) -> bool:
-    from bci_toolkit.decoders.capabilities import fits_with_groups
-
-    # Decoders declaring ``supports_groups``, or (until every family declares it) whose
-    # ``fit`` signature takes ``groups``.
-    return fits_with_groups(decoder) or "groups" in inspect.signature(decoder.fit).parameters
 
 
 class Pipeline(ClassifierMixin, BaseEstimator):
@@ -264,6 +255,7 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         -------
         self : Pipeline
         """
+        from bci_toolkit.decoders.capabilities import fits_with_groups
         from bci_toolkit.pipeline.source import DataSource
 
         if y is not None:
@@ -277,7 +269,7 @@ class Pipeline(ClassifierMixin, BaseEstimator):
                               f"{type(X).__name__}")
         decoder = self.build_decoder(X, classes)
         kwargs = {}
-        if groups is not None and _fits_with_groups(decoder):
+        if groups is not None and fits_with_groups(decoder):
             kwargs["groups"] = np.asarray(groups)
         t0 = time.perf_counter()
         decoder.fit(X.X, X.y, **kwargs)

@@ -2,7 +2,7 @@
 
 :meth:`Pipeline.online <bci_toolkit.pipeline.core.Pipeline.online>` returns an
 :class:`OnlineDecoder` for one stream. The live decoding engine
-(:class:`~bci_toolkit.session.engine.DecodingEngine`) runs exactly this object, adding
+(:class:`~bci_toolkit.session.decoding.DecodingEngine`) runs exactly this object, adding
 what belongs to a stream rather than to a pipeline: the decision grid, non-finite
 samples, staleness, the decision policy and its counters.
 """

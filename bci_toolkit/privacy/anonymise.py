@@ -187,11 +187,8 @@ def anonymise_npz(src: str | os.PathLike, dst: str | os.PathLike, policy: Privac
             if arr.dtype.kind not in "US":
                 arrays[name] = arr
                 continue
-            try:
-                obj = json.loads(str(arr.item())) if arr.ndim == 0 else None
-            except ValueError:
-                obj = None
-            if isinstance(obj, dict):
+            obj = sidecar.npz_json_object(arr)
+            if obj is not None:
                 clean = sidecar.scrub(obj, secret, _identifiers(obj, subject, identifiers))
                 arrays[name] = np.array(json.dumps({**clean, "privacy": {"anonymised": MARKER}}))
             else:

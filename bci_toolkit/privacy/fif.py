@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from bci_toolkit._checks import _check_option
 from bci_toolkit.errors import DataError, PrivacyError
 from bci_toolkit.privacy.policy import PrivacyPolicy
 from bci_toolkit.privacy.storage import atomic_writer, is_encrypted, open_read
@@ -133,8 +134,7 @@ def read_fif(path: str | os.PathLike, policy: PrivacyPolicy | None = None, *,
     """
     import mne
 
-    if kind not in ("raw", "epochs"):
-        raise ValueError(f"kind must be 'raw' or 'epochs', got {kind!r}")
+    _check_option("kind", kind, ("raw", "epochs"))
     reader = mne.io.read_raw_fif if kind == "raw" else mne.read_epochs
     if not is_encrypted(path):
         return reader(path, preload=True, verbose="error")

@@ -123,30 +123,19 @@ def scan(fh: BinaryIO, name: str) -> list[tuple[str, str, bool]]:
 
 
 def _fixed_v1(head: bytes) -> list[tuple[str, str, bool]]:
-    found = []
-    for fld, lo, hi in (("GDF patient id", 8, 88), ("GDF recording id", 88, 168)):
-        text = _text(head[lo:hi])
-        if not set(text.split()) <= {"X"}:
-            found.append((fld, text, True))
+    found = _id_texts(head, (("GDF patient id", 8, 88), ("GDF recording id", 88, 168)))
     if _text(head[168:184]):
         found.append(("GDF start date", "real date", False))
     for fld, lo in (("GDF equipment id", 192), ("GDF hospital id", 200),
                     ("GDF technician id", 208)):
         if any(head[lo:lo + 8]):
             found.append((fld, "set", False))
-    if head[216:236].strip(b" \x00"):
-        found.append(("GDF reserved field", _text(head[216:236]), True))
-    return found
+    return found + _reserved(head, 216, 236)
 
 
 def _fixed_v2(head: bytes) -> list[tuple[str, str, bool]]:
-    found = []
-    for fld, lo, hi in (("GDF patient id", 8, 74), ("GDF recording id", 88, 152)):
-        text = _text(head[lo:hi])
-        if not set(text.split()) <= {"X"}:
-            found.append((fld, text, True))
-    if head[74:84].strip(b" \x00"):
-        found.append(("GDF reserved field", _text(head[74:84]), True))
+    found = _id_texts(head, (("GDF patient id", 8, 74), ("GDF recording id", 88, 152)))
+    found += _reserved(head, 74, 84)
     # Binary fields: any non-zero byte is a value (weight, a location, a date, an address).
     checks = (("GDF patient descriptors", 84, 88), ("GDF recording location", 152, 168),
               ("GDF start date", 168, 176), ("GDF birthday", 176, 184),
@@ -156,6 +145,23 @@ def _fixed_v2(head: bytes) -> list[tuple[str, str, bool]]:
         if any(head[lo:hi]):
             found.append((fld, "real date" if fld == "GDF start date" else "set", False))
     return found
+
+
+def _id_texts(head: bytes, fields: tuple[tuple[str, int, int], ...]
+              ) -> list[tuple[str, str, bool]]:
+    """The text identity fields ``(name, start, end)`` that hold more than ``X`` (unknown)."""
+    found = []
+    for fld, lo, hi in fields:
+        text = _text(head[lo:hi])
+        if not set(text.split()) <= {"X"}:
+            found.append((fld, text, True))
+    return found
+
+
+def _reserved(head: bytes, lo: int, hi: int) -> list[tuple[str, str, bool]]:
+    """The reserved header bytes ``[lo, hi)`` when not blank: free text may hide there."""
+    raw = head[lo:hi]
+    return [("GDF reserved field", _text(raw), True)] if raw.strip(b" \x00") else []
 
 
 def _tags(raw: bytes, name: str) -> list[tuple[str, str, bool]]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bci_toolkit._checks import _check_option
 from bci_toolkit.errors import SpecError
 from bci_toolkit.untrusted import short_key, short_repr
 
@@ -56,8 +57,7 @@ class PrivacyPolicy:
     passphrase_env: str = "BCI_MASTER_PASSPHRASE"
 
     def __post_init__(self) -> None:
-        if self.date_mode not in DATE_MODES:
-            raise SpecError(f"privacy.date_mode: expected one of {DATE_MODES}, got {self.date_mode!r}")
+        _check_option("date_mode", self.date_mode, DATE_MODES)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PrivacyPolicy:
@@ -126,6 +126,8 @@ def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
         raw = env[name]
         if key in _BOOL_KEYS:
             out[key] = _env_bool(name, raw)
+        elif key == "date_mode":
+            out[key] = _check_option(f"${name}", raw, DATE_MODES)
         else:
             out[key] = raw or None if key in _OPT_STR_KEYS else raw
     return out

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from pathlib import PurePath
 
+from bci_toolkit._checks import _check_option
 from bci_toolkit.errors import PrivacyError
 from bci_toolkit.privacy.policy import PrivacyPolicy
 
@@ -66,8 +67,7 @@ def pseudonym(identifier: str, secret: bytes, *, prefix: str = "sub") -> str:
     str
         ``"<prefix>-<16 hex digits>"``.
     """
-    if prefix not in ("sub", "src", "ses", "f"):
-        raise ValueError(f"prefix must be one of sub, src, ses, f; got {prefix!r}")
+    _check_option("prefix", prefix, ("sub", "src", "ses", "f"))
     if PSEUDONYM_RE.match(str(identifier)):
         return str(identifier)  # already a pseudonym: idempotent
     return f"{prefix}-{_mac(secret, prefix, str(identifier).strip()).hex()[:16]}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -229,6 +230,21 @@ def findings(obj: Any, identifiers: Identifiers | None = None, where: str = "",
     elif isinstance(obj, str) and ids.search(obj):
         out.append((where or "value", obj))
     return out
+
+
+def npz_json_object(arr: Any) -> dict[str, Any] | None:
+    """The JSON object a text array of a toolkit ``.npz`` holds (stream info, metadata).
+
+    None for any other text array, which may hold free text: the anonymiser drops those
+    and the verifier flags them.
+    """
+    if arr.ndim != 0:
+        return None
+    try:
+        obj = json.loads(str(arr.item()))
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def anonymise_stream_info(info: Mapping[str, Any], policy: PrivacyPolicy | None = None, *,

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from bci_toolkit.bounded import check_size, effective_limit, open_regular, read_at_most
 from bci_toolkit.errors import PrivacyError
-from bci_toolkit.privacy import stream
+from bci_toolkit.privacy import container as stream
 from bci_toolkit.privacy.atomic import atomic_plain_writer as _atomic_plain_writer
 from bci_toolkit.privacy.keys import Keyset, fmt_key_id, load_keyset
 from bci_toolkit.privacy.policy import PrivacyPolicy

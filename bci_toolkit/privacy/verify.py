@@ -24,10 +24,10 @@ from typing import Any
 from bci_toolkit.errors import DataError
 from bci_toolkit.privacy import edf, gdf, sidecar
 from bci_toolkit.privacy.annotations import AnnotationRule
+from bci_toolkit.privacy.container import CONTAINER_HEADER_SIZE, parse_container_header
 from bci_toolkit.privacy.policy import PrivacyPolicy
 from bci_toolkit.privacy.pseudonym import MARKER, PSEUDONYM_RE
 from bci_toolkit.privacy.storage import is_encrypted, open_read
-from bci_toolkit.privacy.stream import CONTAINER_HEADER_SIZE, parse_container_header
 
 SCANNED_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".json", ".npz")
 _NAME_PATTERNS = (
@@ -239,11 +239,8 @@ class _Scanner:
                 arr = z[name]
                 if arr.dtype.kind not in "US":
                     continue
-                try:
-                    obj = json.loads(str(arr.item())) if arr.ndim == 0 else None
-                except ValueError:
-                    obj = None
-                if isinstance(obj, dict):
+                obj = sidecar.npz_json_object(arr)
+                if obj is not None:
                     self.obj(path, obj, f"[{name}]")
                 else:
                     self.flag(path, f"text array {name!r}", "may hold free text")

@@ -3,7 +3,7 @@
 Submodules import their heavy dependencies (liblsl, MNE, the decoders) when used.
 """
 
-from bci_toolkit.session.engine import Decision, DecodingEngine, DecodingLoop, EngineStats
+from bci_toolkit.session.decoding import Decision, DecodingEngine, DecodingLoop, EngineStats
 from bci_toolkit.session.live import LiveSession, SessionSummary, StreamSelector
 from bci_toolkit.session.recording import RecordedSession, SessionRecorder, load_session
 

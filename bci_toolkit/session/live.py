@@ -1,7 +1,7 @@
 """A live session: acquire over LSL, decode, emit commands, record, summarise.
 
 Threads: one pulls EEG into the ring buffer (:class:`~bci_toolkit.streaming.EEGInlet`),
-one pulls cue markers (optional), one decodes (:class:`~bci_toolkit.session.engine.
+one pulls cue markers (optional), one decodes (:class:`~bci_toolkit.session.decoding.
 DecodingLoop`), one records (:class:`~bci_toolkit.session.recording.SessionRecorder`),
 and the sinks deliver on their own threads. The calling thread only waits, so Ctrl-C
 (KeyboardInterrupt) reaches it and ends the session cleanly with a summary.
@@ -23,7 +23,7 @@ from typing import Any
 from bci_toolkit.errors import BCIError, StreamError
 from bci_toolkit.pipeline.core import Pipeline
 from bci_toolkit.privacy import PrivacyPolicy
-from bci_toolkit.session.engine import Decision, DecodingEngine, DecodingLoop
+from bci_toolkit.session.decoding import Decision, DecodingEngine, DecodingLoop
 from bci_toolkit.session.recording import SessionRecorder
 from bci_toolkit.streaming.events import EventLog
 from bci_toolkit.streaming.inlet import EEGInlet, Marker, MarkerInlet
@@ -149,9 +149,9 @@ class LiveSession:
     mode : {"live", "exhaustive"}
         ``exhaustive`` decodes every window on the grid, however late (pseudo-online).
     on_decision : callable | None
-        Called with each :class:`~bci_toolkit.session.engine.Decision` (decoding thread).
+        Called with each :class:`~bci_toolkit.session.decoding.Decision` (decoding thread).
     policy_time : {"lsl", "samples"}
-        Clock of the policy's timers (see :class:`~bci_toolkit.session.engine.
+        Clock of the policy's timers (see :class:`~bci_toolkit.session.decoding.
         DecodingEngine`); ``samples`` for replays faster than real time.
     meta : dict | None
         Extra fields for ``session.json``.

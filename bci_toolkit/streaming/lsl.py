@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from bci_toolkit._checks import _check_positive
 from bci_toolkit.errors import StreamError
 
 __all__ = [
@@ -254,8 +255,7 @@ def resolve_stream(name: str | None = None, stype: str | None = None,
     """
     if not (name or stype or source_id):
         raise StreamError(f"{what}: give a stream name, type or source id")
-    if timeout <= 0:
-        raise StreamError(f"{what}: timeout must be positive, got {timeout}")
+    _check_positive("timeout", timeout)
     infos = lsl().resolve_streams(timeout=timeout, name=name or None, stype=stype or None,
                                   source_id=source_id or None)
     query = ", ".join(f"{k} {v!r}" for k, v in

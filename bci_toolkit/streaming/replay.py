@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from bci_toolkit._checks import _check_positive, _check_range
 from bci_toolkit.errors import DataError
 from bci_toolkit.streaming.lsl import local_clock
 from bci_toolkit.streaming.outlet import eeg_outlet, marker_outlet
@@ -108,10 +109,9 @@ class Replayer:
                  marker_name: str | None = None, source_id: str | None = None,
                  speed: float = 1.0, loop: bool = False, chunk_s: float = 0.02,
                  dtype: str = "float32", wait_for_consumer: float | None = None) -> None:
-        if not np.isfinite(speed) or speed <= 0:
-            raise DataError(f"--speed must be a positive number, got {speed}")
-        if chunk_s <= 0:
-            raise DataError(f"chunk_s must be positive, got {chunk_s}")
+        # A finite speed: every chunk waits its share of real time divided by it.
+        _check_range("speed", speed, 0, np.inf, low_inclusive=False, high_inclusive=False)
+        _check_positive("chunk_s", chunk_s)
         data = np.asarray(data)
         if data.ndim != 2 or data.shape[0] != len(ch_names):
             raise DataError(f"data has shape {data.shape}; expected ({len(ch_names)}, n_times)")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bci_toolkit._checks import _check_positive_int
+
 __all__ = ["Block", "RingBuffer"]
 
 
@@ -67,8 +69,7 @@ class RingBuffer:
 
     def __init__(self, n_channels: int, capacity: int, dtype: np.dtype | str = np.float32
                  ) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be positive, got {capacity}")
+        _check_positive_int("capacity", capacity)
         self.capacity = int(capacity)
         self.n_channels = int(n_channels)
         self._data = np.zeros((self.capacity, self.n_channels), dtype=dtype)

@@ -277,7 +277,7 @@ def test_reset_clears_evidence_and_refractory():
 
 def test_time_going_back_restarts_timers_and_warns_once(caplog):
     p = policy(smoothing="none", threshold=0.5, refractory=10.0)
-    with caplog.at_level(logging.WARNING, logger="bci_toolkit.commands.policy"):
+    with caplog.at_level(logging.WARNING, logger="bci_toolkit.commands.decision"):
         assert p.update([0.9, 0.1], 100.0, 100.0) is not None
         assert p.update([0.9, 0.1], 100.5, 100.5) is None  # refractory
         assert p.update([0.9, 0.1], 3.0, 3.0) is not None  # new clock: timers restart

@@ -1,6 +1,6 @@
 """Fixtures for the decoder tests: small synthetic epochs, fast ConvNets, real EEGMMIDB S007.
 
-``tests/deep/conftest.py`` re-exports these for the deep tests that still live there.
+``s007`` here is epochs, and overrides the root ``s007`` (the raw recordings) in this folder.
 """
 
 from __future__ import annotations

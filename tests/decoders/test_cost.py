@@ -229,7 +229,7 @@ def test_online_filter_cost_counts_second_order_sections() -> None:
 @pytest.mark.slow
 def test_results_rows_and_report_carry_energy(data_dir, tmp_path) -> None:
     """The engine merges the cost into every row; the report plots accuracy vs energy."""
-    from bci_toolkit.evaluation.engine import EvaluationConfig, evaluate
+    from bci_toolkit.evaluation.evaluator import EvaluationConfig, evaluate
     from bci_toolkit.evaluation.report import write_report
     from bci_toolkit.privacy import PrivacyPolicy
     from bci_toolkit.spec import parse_spec

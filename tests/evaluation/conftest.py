@@ -1,4 +1,7 @@
-"""Fixtures of the evaluation tests: real EEGMMIDB S007, a causal pipeline, synthetic epochs."""
+"""Fixtures of the evaluation tests: a causal pipeline on real S007, synthetic epochs.
+
+``s007`` (the raw recordings) comes from the root ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -36,14 +39,6 @@ def _synthetic_subject(subject: int, n_trials: int = 20, n_times: int = 256):
 def synthetic_subject():
     """``synthetic_subject(subject, n_trials=20)``: EpochsData of one synthetic subject."""
     return _synthetic_subject
-
-
-@pytest.fixture(scope="session")
-def s007(data_dir) -> list:
-    """EEGMMIDB subject 7, runs R04, R08, R12 (left vs right fist imagery)."""
-    from bci_toolkit.datasets import get_dataset
-
-    return get_dataset("eegbci", data_dir).load(7, "left_right")
 
 
 @pytest.fixture(scope="session")

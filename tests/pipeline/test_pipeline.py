@@ -73,7 +73,7 @@ def test_train_stores_the_cross_validated_score_of_the_deployed_pipeline(files_s
 
 def test_online_decoder_decodes_the_causal_epochs(files_source):
     """Pipeline.online, fed in uneven chunks, gives the offline causal epochs' probabilities."""
-    from bci_toolkit.session.engine import DecodingEngine
+    from bci_toolkit.session.decoding import DecodingEngine
 
     source = files_source(0)
     pipeline = Pipeline.from_spec("csp_lda", causal=True).fit(source)

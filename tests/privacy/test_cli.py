@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from bci_toolkit.privacy import stream
+from bci_toolkit.privacy import container as stream
 
 SECRET = "cli-project-secret-0123456789"
 

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bci_toolkit.errors import PrivacyError
-from bci_toolkit.privacy import Keyset, PrivacyPolicy, atomic_writer, read_bytes, stream
+from bci_toolkit.privacy import Keyset, PrivacyPolicy, atomic_writer, read_bytes
+from bci_toolkit.privacy import container as stream
 
 MARKER = b"PLAINTEXT-EEG-MARKER"
 

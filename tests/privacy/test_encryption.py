@@ -22,10 +22,10 @@ from bci_toolkit.privacy import (
     open_read,
     read_bytes,
     save_keyset,
-    stream,
     write_bytes,
     write_text,
 )
+from bci_toolkit.privacy import container as stream
 from bci_toolkit.privacy.keys import clear_keyset_cache
 
 SEG = 4096

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from bci_toolkit.commands.command import Command, encode_command
 from bci_toolkit.errors import BCIError
@@ -55,10 +55,15 @@ class Sink(abc.ABC):
     """Destination of commands. Use :func:`~bci_toolkit.commands.make_sink` to build one.
 
     Subclasses implement :meth:`_send`, which receives the command's JSON text and must not
-    block, and optionally :meth:`_close`.
+    block, and optionally :meth:`_close`. A sink opened from a spec string (``udp://...``)
+    also reads that string in :meth:`parse_spec` and is registered by its scheme in
+    ``_SINKS`` of :mod:`bci_toolkit.commands.sinks.factory`.
     """
 
     kind: str = "sink"
+    #: Whether the constructor takes ``policy=`` (a privacy policy for what it writes);
+    #: :func:`~bci_toolkit.commands.make_sinks` then passes the session's policy on.
+    takes_policy: ClassVar[bool] = False
 
     def __init__(self, spec: str):
         self.spec = spec
@@ -75,6 +80,30 @@ class Sink(abc.ABC):
         state = "closed" if self._closed else "open"
         return (f"<{type(self).__name__} {self.spec!r} {state} accepted={s.accepted} "
                 f"delivered={s.delivered} dropped={s.dropped} errors={s.errors}>")
+
+    @classmethod
+    def parse_spec(cls, text: str) -> dict[str, Any] | None:
+        """Read a spec string of this sink into constructor arguments, opening nothing.
+
+        Parameters
+        ----------
+        text : str
+            The spec, stripped, whose scheme (the part before the first ``:``) is this
+            sink's.
+
+        Returns
+        -------
+        dict | None
+            Keyword arguments for the constructor, ``spec=`` (for messages) included; None
+            when ``text`` is not of this sink's form (the caller reports an unknown sink).
+
+        Raises
+        ------
+        SinkError
+            ``text`` is of this sink's form but malformed; the message names the spec and
+            the expected form.
+        """
+        return None
 
     # ----------------------------------------------------------------- public API
     def send(self, command: Mapping[str, Any] | Command) -> None:
@@ -171,6 +200,19 @@ class Sink(abc.ABC):
                            "sink.stats)", self.spec, prefix, type(exc).__name__, exc)
 
 
+def append_dropping_oldest(queue: deque[Any], item: Any, limit: int) -> bool:
+    """Append ``item``, first dropping the oldest entry when ``queue`` holds ``limit``.
+
+    The live loop never waits for a slow consumer: the newest command matters most.
+    Returns whether an entry was dropped (to be counted). The caller holds the queue's lock.
+    """
+    full = len(queue) >= limit
+    if full:
+        queue.popleft()
+    queue.append(item)
+    return full
+
+
 class QueuedSink(Sink):
     """A sink that delivers on its own thread, through a bounded drop-oldest queue.
 
@@ -211,10 +253,7 @@ class QueuedSink(Sink):
 
     def _send(self, payload: str, command: Mapping[str, Any]) -> None:
         with self._lock:
-            full = len(self._queue) >= self.queue_size
-            if full:
-                self._queue.popleft()
-            self._queue.append(payload)
+            full = append_dropping_oldest(self._queue, payload, self.queue_size)
             self._has_work.notify()
         if full:
             self._note_drop(f"delivery is slower than commands arrive (queue of "

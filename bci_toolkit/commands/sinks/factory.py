@@ -1,39 +1,38 @@
-"""Sink specs (``lsl``, ``udp://HOST:PORT``, ...) to sink objects."""
+"""Sink specs (``lsl``, ``udp://HOST:PORT``, ...) to sink objects.
+
+Which sink a spec string opens is decided by its scheme alone (the text before the first
+``:``), through :data:`_SINKS`; the sink class reads the rest of the string itself
+(:meth:`Sink.parse_spec`). Adding a sink is one module and one line here.
+"""
 
 from __future__ import annotations
 
-import os
-import re
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 from bci_toolkit.commands.sinks.base import Sink, SinkError, SinkStats
+from bci_toolkit.commands.sinks.spec_text import DEFAULT_HOST, redact_spec
 
 if TYPE_CHECKING:
     from bci_toolkit.privacy import PrivacyPolicy
 
-EXPECTED = ("'lsl', 'lsl:NAME', 'udp://HOST:PORT', 'ws://HOST:PORT', 'jsonl:PATH' or a "
-            "Python callable")
-DEFAULT_HOST = "127.0.0.1"
-_WS_QUERY = {"origins": "origins", "queue": "client_queue", "max_clients": "max_clients",
-             "token": "token", "token_env": "token_env", "token_file": "token_file",
-             "allow_remote": "allow_remote"}
-# An inline ?token=... must not reach messages, logs or reprs: specs are shown redacted.
-_TOKEN_IN_SPEC = re.compile(r"(?i)([?&]token=)[^&#]*")
+# scheme -> ("module:Class", the spec forms messages offer). Classes are imported only when
+# a spec of theirs is read: transports (pylsl, websockets, cryptography) load on first use.
+_SINKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "lsl": ("bci_toolkit.commands.sinks.lsl:LSLSink", ("lsl", "lsl:NAME")),
+    "udp": ("bci_toolkit.commands.sinks.udp:UDPSink", ("udp://HOST:PORT",)),
+    "ws": ("bci_toolkit.commands.sinks.websocket:WebSocketSink", ("ws://HOST:PORT",)),
+    # Not offered: the WebSocket sink refuses it with a hint (no TLS built in).
+    "wss": ("bci_toolkit.commands.sinks.websocket:WebSocketSink", ()),
+    "jsonl": ("bci_toolkit.commands.sinks.jsonl:JSONLSink", ("jsonl:PATH",)),
+}
+EXPECTED = (", ".join(f"'{form}'" for _, forms in _SINKS.values() for form in forms)
+            + " or a Python callable")
 
-
-class _Redacted(str):
-    """A token given inline: a plain ``str`` whose ``repr`` hides it."""
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-
-def redact_spec(spec: str) -> str:
-    """``spec`` with any inline ``token=`` value replaced by ``***`` (for messages, logs)."""
-    return _TOKEN_IN_SPEC.sub(r"\1***", spec) if isinstance(spec, str) else spec
+__all__ = ["DEFAULT_HOST", "EXPECTED", "FanoutSink", "SinkSpec", "make_sink", "make_sinks",
+           "parse_sink_spec", "redact_spec"]
 
 
 @dataclass(frozen=True)
@@ -44,38 +43,23 @@ class SinkSpec:
     args: dict[str, Any] = field(default_factory=dict)
 
 
-def _split_url(spec: str, scheme: str, *, allow_port_zero: bool) -> tuple[str, int, dict]:
-    shown = redact_spec(spec)
-    try:
-        parts = urlsplit(spec)
-        port = parts.port
-    except ValueError as exc:
-        raise SinkError(f"sink {shown!r}: {exc}; expected {scheme}://HOST:PORT") from None
-    if port is None:
-        raise SinkError(f"sink {shown!r}: missing port; expected {scheme}://HOST:PORT")
-    low = 0 if allow_port_zero else 1
-    if not low <= port <= 65535:
-        raise SinkError(f"sink {shown!r}: port {port} is out of range; expected {low}-65535")
-    if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
-        raise SinkError(f"sink {shown!r}: unexpected path, fragment or user; expected "
-                        f"{scheme}://HOST:PORT")
-    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
-    return parts.hostname or DEFAULT_HOST, port, query
-
-
-def _ws_origins(values: list[str], spec: str) -> Any:
-    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
-    if not items:
-        raise SinkError(f"sink {spec!r}: origins= is empty; expected '*' or a comma-separated "
-                        "list of origins such as http://localhost:3000")
-    if "*" in items:
+def _sink_class(scheme: str) -> type[Sink] | None:
+    """The sink class registered for ``scheme`` (lower case), or None."""
+    if scheme not in _SINKS:
         return None
-    for item in items:
-        if item != "null" and not re.fullmatch(r"https?://[^/?#\s]+", item):
-            raise SinkError(f"sink {spec!r}: origin {item!r} is not of the form "
-                            "scheme://host[:port] (or 'null' for file:// pages, '*' for any)")
-    # Programs that are not browsers send no Origin (and could forge one anyway).
-    return [None, *items]
+    module, _, name = _SINKS[scheme][0].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _parse(spec: str) -> tuple[type[Sink], dict[str, Any]]:
+    if not isinstance(spec, str):
+        raise SinkError(f"sink {spec!r}: expected {EXPECTED}")
+    text = spec.strip()
+    cls = _sink_class(text.partition(":")[0].lower())
+    args = None if cls is None else cls.parse_spec(text)
+    if cls is None or args is None:
+        raise SinkError(f"unknown command sink {redact_spec(spec)!r}; expected {EXPECTED}")
+    return cls, args
 
 
 def parse_sink_spec(spec: str) -> SinkSpec:
@@ -99,84 +83,8 @@ def parse_sink_spec(spec: str) -> SinkSpec:
     SinkError
         The spec is malformed; the message names it and the expected forms.
     """
-    if not isinstance(spec, str):
-        raise SinkError(f"sink {spec!r}: expected {EXPECTED}")
-    text = spec.strip()
-    low = text.lower()
-    if low == "lsl":
-        return SinkSpec("lsl", {"spec": text})
-    if low.startswith("lsl:"):
-        name = text[4:]
-        if not name or not name.isprintable():
-            raise SinkError(f"sink {spec!r}: expected lsl:NAME with a printable stream name")
-        return SinkSpec("lsl", {"name": name, "spec": text})
-    if low.startswith("udp://"):
-        host, port, query = _split_url(text, "udp", allow_port_zero=False)
-        if query:
-            raise SinkError(f"sink {spec!r}: udp sinks take no options (got {sorted(query)})")
-        return SinkSpec("udp", {"host": host, "port": port, "spec": text})
-    if low.startswith("wss://"):
-        raise SinkError(f"sink {redact_spec(spec)!r}: TLS is not built in; serve ws:// on "
-                        "loopback and put a TLS reverse proxy in front of it")
-    if low.startswith("ws://"):
-        return _parse_ws(text)
-    if low.startswith("jsonl:"):
-        path = text[6:]
-        if not path:
-            raise SinkError(f"sink {spec!r}: expected jsonl:PATH with a file path")
-        return SinkSpec("jsonl", {"path": os.path.expanduser(path), "spec": text})
-    raise SinkError(f"unknown command sink {redact_spec(spec)!r}; expected {EXPECTED}")
-
-
-def _parse_ws(text: str) -> SinkSpec:
-    host, port, query = _split_url(text, "ws", allow_port_zero=True)
-    shown = redact_spec(text)
-    args: dict[str, Any] = {"host": host, "port": port, "spec": shown}
-    for key, values in query.items():
-        if key not in _WS_QUERY:
-            raise SinkError(f"sink {shown!r}: unknown option {key[:40]!r}; expected one of "
-                            f"{sorted(_WS_QUERY)}")
-        if key == "origins":
-            args["origins"] = _ws_origins(values, shown)
-        elif key == "token":
-            # Checked (length, characters) by the sink, whose message never shows it.
-            args["token"] = _Redacted(values[-1])
-        elif key in ("token_env", "token_file"):
-            if not values[-1]:
-                raise SinkError(f"sink {shown!r}: {key}= is empty")
-            args[key] = os.path.expanduser(values[-1]) if key == "token_file" else values[-1]
-        elif key == "allow_remote":
-            if values[-1].lower() not in ("1", "true", "yes", "0", "false", "no"):
-                raise SinkError(f"sink {shown!r}: allow_remote= must be 1 or 0, got "
-                                f"{values[-1][:40]!r}")
-            args["allow_remote"] = values[-1].lower() in ("1", "true", "yes")
-        else:
-            try:
-                number = int(values[-1])
-            except ValueError:
-                raise SinkError(f"sink {shown!r}: {key}= must be a whole number, got "
-                                f"{values[-1][:40]!r}") from None
-            if number < 1:
-                raise SinkError(f"sink {shown!r}: {key}= must be at least 1, got {number}")
-            args[_WS_QUERY[key]] = number
-    given = [k for k in ("token", "token_env", "token_file") if k in args]
-    if len(given) > 1:
-        raise SinkError(f"sink {shown!r}: give one of {', '.join(given)}, not several")
-    return SinkSpec("ws", args)
-
-
-def _sink_class(kind: str) -> type[Sink]:
-    if kind == "lsl":
-        from bci_toolkit.commands.sinks.lsl import LSLSink as cls
-    elif kind == "udp":
-        from bci_toolkit.commands.sinks.udp import UDPSink as cls
-    elif kind == "ws":
-        from bci_toolkit.commands.sinks.websocket import WebSocketSink as cls
-    elif kind == "jsonl":
-        from bci_toolkit.commands.sinks.jsonl import JSONLSink as cls
-    else:  # pragma: no cover -- parse_sink_spec only produces the kinds above
-        raise SinkError(f"unknown sink kind {kind!r}")
-    return cls
+    cls, args = _parse(spec)
+    return SinkSpec(cls.kind, args)
 
 
 def make_sink(spec: str | Callable[[dict], Any] | Sink, **options: Any) -> Sink:
@@ -210,8 +118,8 @@ def make_sink(spec: str | Callable[[dict], Any] | Sink, **options: Any) -> Sink:
         from bci_toolkit.commands.sinks.callback import CallbackSink
 
         return CallbackSink(spec, **options)
-    parsed = parse_sink_spec(spec)
-    return _sink_class(parsed.kind)(**{**parsed.args, **options})
+    cls, args = _parse(spec)
+    return cls(**{**args, **options})
 
 
 class FanoutSink(Sink):
@@ -267,7 +175,7 @@ def make_sinks(specs: Iterable[str | Callable[[dict], Any] | Sink], *,
     specs : iterable
         Sink specs as for :func:`make_sink`.
     policy : PrivacyPolicy | None
-        Privacy policy of ``jsonl:`` sinks.
+        Privacy policy of the sinks that write files (``jsonl:``).
 
     Notes
     -----
@@ -276,9 +184,13 @@ def make_sinks(specs: Iterable[str | Callable[[dict], Any] | Sink], *,
     opened: list[Sink] = []
     try:
         for spec in specs:
-            is_jsonl = isinstance(spec, str) and spec.strip().lower().startswith("jsonl:")
-            opened.append(make_sink(spec, policy=policy) if is_jsonl and policy is not None
-                          else make_sink(spec))
+            if not isinstance(spec, str):
+                opened.append(make_sink(spec))
+                continue
+            cls, args = _parse(spec)
+            if policy is not None and cls.takes_policy:
+                args["policy"] = policy
+            opened.append(cls(**args))
     except BaseException:
         for sink in opened:
             sink.close()

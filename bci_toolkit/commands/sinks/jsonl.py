@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bci_toolkit.commands.sinks.base import QueuedSink, SinkError
-from bci_toolkit.privacy import PrivacyPolicy, atomic_writer
+
+if TYPE_CHECKING:
+    from bci_toolkit.privacy import PrivacyPolicy
 
 
 class JSONLSink(QueuedSink):
@@ -34,10 +37,24 @@ class JSONLSink(QueuedSink):
     """
 
     kind = "jsonl"
+    takes_policy = True
+
+    @classmethod
+    def parse_spec(cls, text: str) -> dict[str, Any] | None:
+        """``jsonl:PATH`` (``~`` expanded); see :meth:`Sink.parse_spec`."""
+        if not text.lower().startswith("jsonl:"):
+            return None
+        path = text[6:]
+        if not path:
+            raise SinkError(f"sink {text!r}: expected jsonl:PATH with a file path")
+        return {"path": os.path.expanduser(path), "spec": text}
 
     def __init__(self, path: str | os.PathLike, *, policy: PrivacyPolicy | None = None,
                  queue_size: int = 65_536, close_timeout: float = 10.0,
                  spec: str | None = None):
+        # Imported here, not above: reading a jsonl: spec must not load the cryptography stack.
+        from bci_toolkit.privacy import PrivacyPolicy, atomic_writer
+
         super().__init__(spec or f"jsonl:{path}", queue_size=queue_size,
                          close_timeout=close_timeout)
         self.path = Path(path)

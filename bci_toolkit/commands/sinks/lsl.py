@@ -35,6 +35,16 @@ class LSLSink(Sink):
 
     kind = "lsl"
 
+    @classmethod
+    def parse_spec(cls, text: str) -> dict[str, Any] | None:
+        """``lsl`` (stream ``bci-commands``) or ``lsl:NAME``; see :meth:`Sink.parse_spec`."""
+        if text.lower() == "lsl":
+            return {"spec": text}
+        name = text[4:]
+        if not name or not name.isprintable():
+            raise SinkError(f"sink {text!r}: expected lsl:NAME with a printable stream name")
+        return {"name": name, "spec": text}
+
     def __init__(self, name: str = DEFAULT_LSL_NAME, *, source_id: str | None = None,
                  commands: list[str] | None = None, spec: str | None = None):
         super().__init__(spec or f"lsl:{name}")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bci_toolkit.commands.sinks.base import Sink, SinkError
+from bci_toolkit.commands.sinks.spec_text import split_url
 
 # Largest UDP payload over IPv4; a command is a few hundred bytes.
 MAX_DATAGRAM = 65_507
@@ -42,6 +43,16 @@ class UDPSink(Sink):
     """
 
     kind = "udp"
+
+    @classmethod
+    def parse_spec(cls, text: str) -> dict[str, Any] | None:
+        """``udp://HOST:PORT`` (empty HOST: 127.0.0.1); see :meth:`Sink.parse_spec`."""
+        if not text.lower().startswith("udp://"):
+            return None
+        host, port, query = split_url(text, "udp", allow_port_zero=False)
+        if query:
+            raise SinkError(f"sink {text!r}: udp sinks take no options (got {sorted(query)})")
+        return {"host": host, "port": port, "spec": text}
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, spec: str | None = None):
         super().__init__(spec or f"udp://{host}:{port}")

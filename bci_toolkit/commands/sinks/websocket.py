@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-from bci_toolkit.commands.sinks.base import Sink, SinkError, logger
+from bci_toolkit._checks import (
+    _check_positive,
+    _check_positive_int,
+    _check_range,
+    _validate_type,
+)
+from bci_toolkit.commands.sinks.base import Sink, SinkError, append_dropping_oldest, logger
 from bci_toolkit.commands.sinks.udp import resolve_address
 from bci_toolkit.commands.sinks.ws_auth import HideTokens, resolve_token, token_matches
+from bci_toolkit.commands.sinks.ws_spec import parse_ws_spec
 
 # Browsers send an Origin header; without a check any web page open in the user's browser
 # could connect to the local server and read the commands (cross-site WebSocket hijacking).
@@ -108,6 +115,11 @@ class WebSocketSink(Sink):
 
     kind = "ws"
 
+    @classmethod
+    def parse_spec(cls, text: str) -> dict[str, Any] | None:
+        """``ws://HOST:PORT[?OPTIONS]``; see :func:`~.ws_spec.parse_ws_spec`."""
+        return parse_ws_spec(text)
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  origins: Sequence[str | re.Pattern | None] | None = DEFAULT_ORIGINS,
                  client_queue: int = 64, max_clients: int = 16, inbox_size: int = 1024,
@@ -117,15 +129,13 @@ class WebSocketSink(Sink):
                  handshake_timeout: float = HANDSHAKE_TIMEOUT, max_pending: int = MAX_PENDING,
                  spec: str | None = None):
         super().__init__(spec or f"ws://{host}:{port}")
-        if not 0 <= int(port) <= 65535:
-            raise SinkError(f"{self.spec}: expected a port in 0-65535, got {port}")
+        # Parameters are named with the spec: a session may open several sinks.
+        _validate_type(port, "int", f"{self.spec}: port")
+        _check_range(f"{self.spec}: port", port, 0, 65535)
         for name, value in (("client_queue", client_queue), ("max_clients", max_clients),
                             ("inbox_size", inbox_size), ("max_pending", max_pending)):
-            if int(value) < 1:
-                raise SinkError(f"{self.spec}: {name} must be at least 1, got {value}")
-        if not handshake_timeout > 0:
-            raise SinkError(f"{self.spec}: handshake_timeout must be positive, got "
-                            f"{handshake_timeout}")
+            _check_positive_int(f"{self.spec}: {name}", value)
+        _check_positive(f"{self.spec}: handshake_timeout", handshake_timeout)
         # Only the digest is kept: the token itself never sits in this object.
         self._token_digest = resolve_token(token, token_env, token_file, self.spec)
         _, sockaddr = resolve_address(host, int(port), self.spec, socket.SOCK_STREAM)
@@ -197,10 +207,7 @@ class WebSocketSink(Sink):
     # ----------------------------------------------------------------- caller's thread
     def _send(self, payload: str, command: Mapping[str, Any]) -> None:
         with self._inbox_lock:
-            full = len(self._inbox) >= self._inbox_size
-            if full:
-                self._inbox.popleft()
-            self._inbox.append(payload)
+            full = append_dropping_oldest(self._inbox, payload, self._inbox_size)
             wake = not self._wake_pending
             self._wake_pending = True
         if full:

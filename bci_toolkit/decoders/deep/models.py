@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from bci_toolkit.decoders.base import store_init_params
 from bci_toolkit.decoders.deep.estimator import DeepEpochClassifier
 
 _COMMON_DOC = """
@@ -85,6 +86,7 @@ _COMMON_DOC = """
 """
 
 
+
 class ShallowConvNet(DeepEpochClassifier):
     __doc__ = """ShallowFBCSPNet (Schirrmeister et al. 2017): temporal + spatial convolution,
     squaring, mean pooling, log: a learned filter-bank CSP.
@@ -124,40 +126,9 @@ class ShallowConvNet(DeepEpochClassifier):
                  pretrained: str | None = None, finetune_lr: float | None = None,
                  finetune_epochs: int | None = None, random_state: int | None = 42,
                  verbose: int = 0) -> None:
-        self.n_chans = n_chans
-        self.n_outputs = n_outputs
-        self.n_times = n_times
-        self.sfreq = sfreq
-        self.ch_names = ch_names
-        self.n_filters_time = n_filters_time
-        self.filter_time_length = filter_time_length
-        self.n_filters_spat = n_filters_spat
-        self.pool_time_length = pool_time_length
-        self.pool_time_stride = pool_time_stride
-        self.final_conv_length = final_conv_length
-        self.drop_prob = drop_prob
-        self.cropped = cropped
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.patience = patience
-        self.min_epochs = min_epochs
-        self.valid_fraction = valid_fraction
-        self.pooled_early_stopping = pooled_early_stopping
-        self.alignment = alignment
-        self.alignment_scope = alignment_scope
-        self.augmentation = augmentation
-        self.augmentation_prob = augmentation_prob
-        self.device = device
-        self.n_threads = n_threads
-        self.live_runtime = live_runtime
-        self.pretrained = pretrained
-        self.finetune_lr = finetune_lr
-        self.finetune_epochs = finetune_epochs
-        self.random_state = random_state
-        self.verbose = verbose
+        # scikit-learn's contract: store every constructor argument unchanged, under
+        # its own name (the signature above is the parameter list get_params reads).
+        store_init_params(self, locals())
 
     def _module_kwargs(self, n_times: int) -> dict[str, Any]:
         kwargs = super()._module_kwargs(n_times)
@@ -217,45 +188,9 @@ class Deep4(DeepEpochClassifier):
                  pretrained: str | None = None, finetune_lr: float | None = None,
                  finetune_epochs: int | None = None, random_state: int | None = 42,
                  verbose: int = 0) -> None:
-        self.n_chans = n_chans
-        self.n_outputs = n_outputs
-        self.n_times = n_times
-        self.sfreq = sfreq
-        self.ch_names = ch_names
-        self.n_filters_time = n_filters_time
-        self.n_filters_spat = n_filters_spat
-        self.filter_time_length = filter_time_length
-        self.pool_time_length = pool_time_length
-        self.pool_time_stride = pool_time_stride
-        self.n_filters_2 = n_filters_2
-        self.filter_length_2 = filter_length_2
-        self.n_filters_3 = n_filters_3
-        self.filter_length_3 = filter_length_3
-        self.n_filters_4 = n_filters_4
-        self.filter_length_4 = filter_length_4
-        self.final_conv_length = final_conv_length
-        self.drop_prob = drop_prob
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.patience = patience
-        self.min_epochs = min_epochs
-        self.valid_fraction = valid_fraction
-        self.pooled_early_stopping = pooled_early_stopping
-        self.alignment = alignment
-        self.alignment_scope = alignment_scope
-        self.augmentation = augmentation
-        self.augmentation_prob = augmentation_prob
-        self.device = device
-        self.n_threads = n_threads
-        self.live_runtime = live_runtime
-        self.pretrained = pretrained
-        self.finetune_lr = finetune_lr
-        self.finetune_epochs = finetune_epochs
-        self.random_state = random_state
-        self.verbose = verbose
+        # scikit-learn's contract: store every constructor argument unchanged, under
+        # its own name (the signature above is the parameter list get_params reads).
+        store_init_params(self, locals())
 
 
 class EEGNet(DeepEpochClassifier):
@@ -300,38 +235,6 @@ class EEGNet(DeepEpochClassifier):
                  pretrained: str | None = None, finetune_lr: float | None = None,
                  finetune_epochs: int | None = None, random_state: int | None = 42,
                  verbose: int = 0) -> None:
-        self.n_chans = n_chans
-        self.n_outputs = n_outputs
-        self.n_times = n_times
-        self.sfreq = sfreq
-        self.ch_names = ch_names
-        self.F1 = F1
-        self.D = D
-        self.F2 = F2
-        self.kernel_length = kernel_length
-        self.depthwise_kernel_length = depthwise_kernel_length
-        self.pool1_kernel_size = pool1_kernel_size
-        self.pool2_kernel_size = pool2_kernel_size
-        self.drop_prob = drop_prob
-        self.batch_norm_momentum = batch_norm_momentum
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.lr_schedule = lr_schedule
-        self.patience = patience
-        self.min_epochs = min_epochs
-        self.valid_fraction = valid_fraction
-        self.pooled_early_stopping = pooled_early_stopping
-        self.alignment = alignment
-        self.alignment_scope = alignment_scope
-        self.augmentation = augmentation
-        self.augmentation_prob = augmentation_prob
-        self.device = device
-        self.n_threads = n_threads
-        self.live_runtime = live_runtime
-        self.pretrained = pretrained
-        self.finetune_lr = finetune_lr
-        self.finetune_epochs = finetune_epochs
-        self.random_state = random_state
-        self.verbose = verbose
+        # scikit-learn's contract: store every constructor argument unchanged, under
+        # its own name (the signature above is the parameter list get_params reads).
+        store_init_params(self, locals())

@@ -25,7 +25,7 @@ from bci_toolkit._checks import (
 )
 from bci_toolkit.decoders import torch_runtime
 from bci_toolkit.decoders.alignment import apply_alignment, check_alignment
-from bci_toolkit.decoders.base import check_epochs, check_training_data
+from bci_toolkit.decoders.base import check_epochs, check_training_data, store_init_params
 from bci_toolkit.decoders.cost import OpCount
 from bci_toolkit.decoders.spiking import cost
 from bci_toolkit.decoders.spiking.encoding import delta_encode
@@ -154,38 +154,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
                  lr: float = 1e-3, weight_decay: float = 1e-2, patience: int | None = None,
                  min_epochs: int = 0, valid_fraction: float = 0.2, device: str = "auto",
                  n_threads: int | None = 1, random_state: int | None = 42) -> None:
-        self.sfreq = sfreq
-        self.n_chans = n_chans
-        self.n_outputs = n_outputs
-        self.n_times = n_times
-        self.alignment = alignment
-        self.trial_norm = trial_norm
-        self.encoding = encoding
-        self.delta_threshold = delta_threshold
-        self.polarity = polarity
-        self.depthwise = depthwise
-        self.n_filters = n_filters
-        self.n_filters2 = n_filters2
-        self.kernel1_s = kernel1_s
-        self.pool_s = pool_s
-        self.pool_stride_s = pool_stride_s
-        self.tau1_s = tau1_s
-        self.tau2_s = tau2_s
-        self.readout = readout
-        self.learn_beta = learn_beta
-        self.train_crop_s = train_crop_s
-        self.sign_flip = sign_flip
-        self.dropout = dropout
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.min_epochs = min_epochs
-        self.valid_fraction = valid_fraction
-        self.device = device
-        self.n_threads = n_threads
-        self.random_state = random_state
+        store_init_params(self, locals())  # scikit-learn's contract, see base.py
 
     # ----------------------------------------------------------------- validation
     def _check_params(self) -> None:

@@ -8,7 +8,7 @@ default arctangent surrogate gradient::
     S[t]     = H(U[t] - threshold)
     dS/dU    ≈ (alpha / 2) / (1 + (pi / 2 * alpha * (U - threshold))^2)
 
-``tests/spiking`` checks that :class:`LIF` gives exactly the spikes and the gradients of
+``tests/decoders/test_spiking_neurons.py`` checks that :class:`LIF` gives exactly the spikes and the gradients of
 ``snntorch.Leaky`` stepped by hand. The network is feed-forward, so the synaptic current
 of a whole layer is computed for every time step with one convolution and only the
 membrane recursion is a loop; that loop and its backpropagation through time are compiled

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from bci_toolkit.errors import UnknownNameError
+from bci_toolkit._checks import _check_name
 from bci_toolkit.evaluation.protocols.base import Capabilities, Protocol
 from bci_toolkit.pipeline.scoring import (
     check_trainable,
@@ -43,9 +43,7 @@ def list_protocols() -> list[str]:
 
 def check_protocol(name: str) -> str:
     """Return ``name`` if it is a registered protocol; raise :class:`UnknownNameError`."""
-    if name not in _REGISTRY:
-        raise UnknownNameError(f"unknown protocol {name!r}; expected one of {list(_REGISTRY)}")
-    return name
+    return _check_name("protocol", name, _REGISTRY)
 
 
 def get_protocol(name: str) -> Protocol:

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from bci_toolkit.errors import EvaluationError, OptionError
 
 if TYPE_CHECKING:
@@ -22,7 +20,8 @@ if TYPE_CHECKING:
     from bci_toolkit.pipeline.source import DataSource
     from bci_toolkit.preprocessing.offline import EpochsData
 
-__all__ = ["Capabilities", "Protocol", "csp_patterns", "subject_epochs"]
+__all__ = ["Capabilities", "PerSubjectProtocol", "Protocol", "sort_rows", "spatial_patterns",
+           "subject_epochs"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +90,62 @@ class Protocol(ABC):
         """Score every pipeline on ``source``; one row per (pipeline, subject, session...)."""
 
 
+class PerSubjectProtocol(Protocol):
+    """A protocol whose subjects are independent: nothing is pooled across them.
+
+    Subclasses write :meth:`score_pipeline` (one pipeline on one subject's epochs).
+    :meth:`run` checks the options, loads each subject's epochs once per distinct
+    preprocessing, scores every pipeline on them, one subject per job on the configured
+    runner (joblib or Dask), and sorts the rows (:func:`sort_rows`). The report gets the
+    spatial patterns (:func:`spatial_patterns`) of each pipeline on the first subject.
+    """
+
+    def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
+            *, progress: bool = True) -> EvaluationResult:
+        from bci_toolkit.evaluation.config import EvaluationResult
+        from bci_toolkit.evaluation.runner import Runner
+
+        self.check(source, pipelines, config)
+        rows: list[dict[str, Any]] = []
+        patterns: dict[str, Any] = {}
+        jobs = [(type(self), source, pipelines, config, s) for s in source.subjects]
+        with Runner(config.n_jobs, config.scheduler, progress) as runner:
+            for job_rows, job_patterns in runner.map(_subject_job, jobs, desc=self.name):
+                rows.extend(job_rows)
+                for name, pat in job_patterns.items():
+                    patterns.setdefault(name, pat)
+        return EvaluationResult(rows=sort_rows(rows, pipelines), patterns=patterns)
+
+    @classmethod
+    @abstractmethod
+    def score_pipeline(cls, source: DataSource, pipeline: Pipeline, data: EpochsData,
+                       classes: list[str], config: EvaluationConfig, subject: int
+                       ) -> tuple[list[dict[str, Any]], Pipeline]:
+        """Rows of ``pipeline`` on the epochs ``data`` of ``subject``, and a fitted copy.
+
+        Runs in a worker. The fitted copy (any fold's) tells whether the decoder has
+        spatial patterns to show in the report.
+        """
+
+
+def _subject_job(protocol: type[PerSubjectProtocol], source: DataSource,
+                 pipelines: Sequence[Pipeline], config: EvaluationConfig, subject: int
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    epochs = subject_epochs(source, pipelines, subject)
+    classes = source.classes()
+    rows: list[dict[str, Any]] = []
+    patterns: dict[str, Any] = {}
+    for pipeline in pipelines:
+        data = epochs[pipeline.preprocessing_key()]
+        pipeline_rows, fitted = protocol.score_pipeline(source, pipeline, data, classes,
+                                                        config, subject)
+        rows.extend(pipeline_rows)
+        entry = spatial_patterns(pipeline, fitted, data, classes)
+        if entry is not None:
+            patterns[pipeline.name] = entry
+    return rows, patterns
+
+
 def subject_epochs(source: DataSource, pipelines: Sequence[Pipeline], subject: int
                    ) -> dict[str, EpochsData]:
     """Epochs of one subject for every distinct preprocessing among the pipelines.
@@ -108,12 +163,33 @@ def subject_epochs(source: DataSource, pipelines: Sequence[Pipeline], subject: i
     return out
 
 
-def csp_patterns(pipeline: Pipeline, data: EpochsData, classes: Sequence[str]
-                 ) -> np.ndarray | None:
-    """CSP patterns of ``csp_lda`` fitted on all of ``data`` (for the report's topomaps)."""
-    if pipeline.spec.decoder.name != "csp_lda":
+def spatial_patterns(pipeline: Pipeline, fitted: Pipeline, data: EpochsData,
+                     classes: Sequence[str]) -> dict[str, Any] | None:
+    """Spatial patterns of ``pipeline`` fitted on all of ``data``, for the report's topomaps.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+        The pipeline as specified.
+    fitted : Pipeline
+        A fitted copy (a fold's): whether its decoder has spatial patterns
+        (:class:`~bci_toolkit.decoders.capabilities.HasSpatialPatterns`) decides, so that
+        decoders without any are not fitted again.
+    data : EpochsData
+        Every trial of one subject.
+    classes : sequence of str
+
+    Returns
+    -------
+    dict | None
+        ``{"patterns": (n_components, n_channels) array, "info": data.info}``, or None.
+    """
+    from bci_toolkit.decoders.capabilities import HasSpatialPatterns
+
+    if not isinstance(fitted.decoder_, HasSpatialPatterns):
         return None
-    return pipeline.fresh().fit(data, classes=classes).decoder_.patterns_
+    decoder = pipeline.fresh().fit(data, classes=classes).decoder_
+    return {"patterns": decoder.patterns_, "info": data.info}
 
 
 def sort_rows(rows: list[dict[str, Any]], pipelines: Sequence[Pipeline]) -> list[dict[str, Any]]:

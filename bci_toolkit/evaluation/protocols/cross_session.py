@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bci_toolkit.errors import EvaluationError
-from bci_toolkit.evaluation.protocols.base import (
-    Capabilities,
-    Protocol,
-    csp_patterns,
-    sort_rows,
-    subject_epochs,
-)
+from bci_toolkit.evaluation.protocols.base import Capabilities, PerSubjectProtocol
 from bci_toolkit.evaluation.rows import ResultRow, decision_cost_fields
 from bci_toolkit.pipeline.scoring import (
     check_trainable,
@@ -24,14 +17,15 @@ from bci_toolkit.pipeline.scoring import (
 )
 
 if TYPE_CHECKING:
-    from bci_toolkit.evaluation.config import EvaluationConfig, EvaluationResult
+    from bci_toolkit.evaluation.config import EvaluationConfig
     from bci_toolkit.pipeline.core import Pipeline
     from bci_toolkit.pipeline.source import DataSource
+    from bci_toolkit.preprocessing.offline import EpochsData
 
 __all__ = ["CrossSession"]
 
 
-class CrossSession(Protocol):
+class CrossSession(PerSubjectProtocol):
     """Train on a subject's other sessions, test on the held-out one.
 
     A subject with one session holds out one run at a time instead. One row per subject
@@ -42,33 +36,11 @@ class CrossSession(Protocol):
     summary = "hold out each session (or run) of each subject"
     capabilities = Capabilities()
 
-    def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
-            *, progress: bool = True) -> EvaluationResult:
-        from bci_toolkit.evaluation.config import EvaluationResult
-        from bci_toolkit.evaluation.runner import Runner
-
-        self.check(source, pipelines, config)
-        rows: list[dict[str, Any]] = []
-        patterns: dict[str, Any] = {}
-        with Runner(config.n_jobs, config.scheduler, progress) as runner:
-            for job_rows, job_patterns in runner.map(
-                    _subject_job, [(source, pipelines, config, s) for s in source.subjects],
-                    desc=self.name):
-                rows.extend(job_rows)
-                for name, pat in job_patterns.items():
-                    patterns.setdefault(name, pat)
-        return EvaluationResult(rows=sort_rows(rows, pipelines), patterns=patterns)
-
-
-def _subject_job(source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
-                 subject: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    epochs = subject_epochs(source, pipelines, subject)
-    classes = source.classes()
-    where = source.where(subject)
-    rows: list[dict[str, Any]] = []
-    patterns: dict[str, Any] = {}
-    for pipeline in pipelines:
-        data = epochs[pipeline.preprocessing_key()]
+    @classmethod
+    def score_pipeline(cls, source: DataSource, pipeline: Pipeline, data: EpochsData,
+                       classes: list[str], config: EvaluationConfig, subject: int
+                       ) -> tuple[list[dict[str, Any]], Pipeline]:
+        where = source.where(subject)
         sessions = data.meta["session"].astype(str).to_numpy()
         groups = sessions if len(np.unique(sessions)) > 1 else (
             data.meta["run"].astype(str).to_numpy())
@@ -77,16 +49,14 @@ def _subject_job(source: DataSource, pipelines: Sequence[Pipeline], config: Eval
                 f"{where}: cross-session needs at least two sessions or runs; found "
                 f"{np.unique(groups).tolist()}"
             )
+        rows: list[dict[str, Any]] = []
         for held_out, tr, te in leave_one_group_out(groups):
             train, test = subset(data, tr), subset(data, te)
             check_trainable(train.y, f"{where} (training without {held_out})")
             fold = fit_and_score(pipeline, train, test, classes)
             rows.append(ResultRow.from_folds(
-                source=source, pipeline=pipeline, protocol=CrossSession.name, subject=subject,
+                source=source, pipeline=pipeline, protocol=cls.name, subject=subject,
                 session=str(held_out), folds=[fold], y=test.y, classes=classes, data=test,
                 seed=config.seed, n_train_trials=len(train.y),
                 **decision_cost_fields(fold["_pipeline"], test)).to_dict())
-        pat = csp_patterns(pipeline, data, classes)
-        if pat is not None:
-            patterns[pipeline.name] = {"patterns": pat, "info": data.info}
-    return rows, patterns
+        return rows, fold["_pipeline"]

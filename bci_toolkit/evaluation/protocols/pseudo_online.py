@@ -3,7 +3,7 @@
 Scheme (per subject, per pipeline): leave one run out. The decoder is trained on the other
 runs with the pipeline's causal twin, exactly as ``bci train`` and ``bci live --calibrate``
 do; the held-out run is then streamed, from its first sample, through the same
-:class:`~bci_toolkit.session.engine.DecodingEngine` and
+:class:`~bci_toolkit.session.decoding.DecodingEngine` and
 :class:`~bci_toolkit.commands.DecisionPolicy` a live session uses, window after window on
 the ``online.step`` grid (:func:`~bci_toolkit.evaluation.live_replay.stream_run`; the
 ``file`` transport by default, ``lsl`` replays a real LSL stream into a real session).
@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bci_toolkit.errors import EvaluationError, UnknownNameError
+from bci_toolkit._checks import _check_name
+from bci_toolkit.errors import EvaluationError
 from bci_toolkit.evaluation.live_replay import (
     TRANSPORTS,
     score_run,
@@ -68,9 +69,7 @@ class PseudoOnline(Protocol):
         env_transport, env_speed = transport_from_env()
         transport = config.transport or env_transport
         speed = config.speed or env_speed
-        if transport not in TRANSPORTS:
-            raise UnknownNameError(f"pseudo-online transport {transport!r}; expected one of "
-                                   f"{list(TRANSPORTS)}")
+        _check_name("pseudo-online transport", transport, TRANSPORTS)
         self.check(source, pipelines, config)
         # The live path filters causally: train and stream the pipelines' causal twins.
         causal = [p.with_phase("causal") for p in pipelines]

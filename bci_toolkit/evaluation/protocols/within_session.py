@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bci_toolkit.evaluation.protocols.base import (
-    Capabilities,
-    Protocol,
-    csp_patterns,
-    sort_rows,
-    subject_epochs,
-)
+from bci_toolkit.evaluation.protocols.base import Capabilities, PerSubjectProtocol
 from bci_toolkit.evaluation.rows import ResultRow, decision_cost_fields
 from bci_toolkit.pipeline.scoring import (
     aggregate,
@@ -24,7 +17,7 @@ from bci_toolkit.pipeline.scoring import (
 )
 
 if TYPE_CHECKING:
-    from bci_toolkit.evaluation.config import EvaluationConfig, EvaluationResult
+    from bci_toolkit.evaluation.config import EvaluationConfig
     from bci_toolkit.pipeline.core import Pipeline
     from bci_toolkit.pipeline.source import DataSource
     from bci_toolkit.preprocessing.offline import EpochsData
@@ -32,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["WithinSession", "permutation_p_value"]
 
 
-class WithinSession(Protocol):
+class WithinSession(PerSubjectProtocol):
     """Each session of each subject on its own: seeded stratified k-fold.
 
     One row per subject × session × pipeline; ``p_value`` from ``config.permutations``
@@ -43,48 +36,24 @@ class WithinSession(Protocol):
     summary = "k-fold inside each session of each subject"
     capabilities = Capabilities(supports_permutations=True, uses_folds=True)
 
-    def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
-            *, progress: bool = True) -> EvaluationResult:
-        from bci_toolkit.evaluation.config import EvaluationResult
-        from bci_toolkit.evaluation.runner import Runner
-
-        self.check(source, pipelines, config)
+    @classmethod
+    def score_pipeline(cls, source: DataSource, pipeline: Pipeline, data: EpochsData,
+                       classes: list[str], config: EvaluationConfig, subject: int
+                       ) -> tuple[list[dict[str, Any]], Pipeline]:
         rows: list[dict[str, Any]] = []
-        patterns: dict[str, Any] = {}
-        with Runner(config.n_jobs, config.scheduler, progress) as runner:
-            for job_rows, job_patterns in runner.map(
-                    _subject_job, [(source, pipelines, config, s) for s in source.subjects],
-                    desc=self.name):
-                rows.extend(job_rows)
-                for name, pat in job_patterns.items():
-                    patterns.setdefault(name, pat)
-        return EvaluationResult(rows=sort_rows(rows, pipelines), patterns=patterns)
-
-
-def _subject_job(source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
-                 subject: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    epochs = subject_epochs(source, pipelines, subject)
-    classes = source.classes()
-    rows: list[dict[str, Any]] = []
-    patterns: dict[str, Any] = {}
-    for pipeline in pipelines:
-        data = epochs[pipeline.preprocessing_key()]
         for session in sorted(data.meta["session"].unique()):
             sess = data.subset((data.meta["session"] == session).to_numpy())
             check_trainable(sess.y, f"{source.where(subject)} session {session}", config.n_folds)
             folds = [fit_and_score(pipeline, subset(sess, tr), subset(sess, te), classes)
                      for tr, te in within_session_splits(sess.y, config.n_folds, config.seed)]
             row = ResultRow.from_folds(
-                source=source, pipeline=pipeline, protocol=WithinSession.name, subject=subject,
+                source=source, pipeline=pipeline, protocol=cls.name, subject=subject,
                 session=str(session), folds=folds, y=sess.y, classes=classes, data=sess,
                 seed=config.seed, **decision_cost_fields(folds[0]["_pipeline"], sess))
             if config.permutations:
                 row.p_value = permutation_p_value(pipeline, sess, classes, config, row.score)
             rows.append(row.to_dict())
-        pat = csp_patterns(pipeline, data, classes)
-        if pat is not None:
-            patterns[pipeline.name] = {"patterns": pat, "info": data.info}
-    return rows, patterns
+        return rows, folds[0]["_pipeline"]
 
 
 def permutation_p_value(pipeline: Pipeline, data: EpochsData, classes: list[str],

@@ -1,31 +1,19 @@
-"""Fixtures of the live tests: real EEGMMIDB runs, trained artifacts, unique stream names.
+"""Fixtures of the live-session tests: a trained S007 artifact and a misbehaving LSL source.
 
 The root ``tests/conftest.py`` sets ``LSLAPICFG`` to the loopback-only configuration before
-anything imports liblsl, and provides ``data_dir``.
+anything imports liblsl, and provides ``data_dir``, ``s007`` and ``stream_name``.
 """
 
 from __future__ import annotations
-
-import uuid
-from pathlib import Path
 
 import pytest
 
 from bci_toolkit.spec import get_spec, parse_spec
 
 
-@pytest.fixture
-def stream_name() -> str:
-    """A stream name no other test run on this machine uses."""
-    return f"bcitest-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="session")
-def s007(data_dir: Path) -> list:
-    """EEGMMIDB subject 7, runs R04, R08, R12 (left vs right fist imagery)."""
-    from bci_toolkit.datasets import get_dataset
-
-    return get_dataset("eegbci", data_dir).load(7, "left_right")
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread(one_blas_thread):
+    """Live decoding runs with one BLAS thread (as LiveSession sets); so do these tests."""
 
 
 def _fast_spec(name: str = "csp_lda", step: float = 0.5, **policy) -> object:
@@ -59,15 +47,6 @@ def s007_artifact(s007, tmp_path_factory) -> object:
     save_artifact(folder, decoder, spec, ch_names=train.ch_names, sfreq=train.sfreq,
                   n_times=train.X.shape[2], policy=PrivacyPolicy())
     return load_artifact(folder, PrivacyPolicy())
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_blas_thread():
-    """Live decoding runs with one BLAS thread (as LiveSession sets); so do these tests."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
 
 
 class FaultySource:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from bci_toolkit._checks import _check_option
 from bci_toolkit.pipeline.core import Pipeline
 from bci_toolkit.spec import PipelineSpec
 from bci_toolkit.streaming.events import EventLog
@@ -164,10 +165,8 @@ class DecodingEngine:
                  mode: str = "live", max_lag: float | None = 0.5,
                  events: EventLog | None = None, clock: Callable[[], float] | None = None,
                  policy_time: str = "lsl") -> None:
-        if mode not in ("live", "exhaustive"):
-            raise ValueError(f"mode must be 'live' or 'exhaustive', got {mode!r}")
-        if policy_time not in ("lsl", "samples"):
-            raise ValueError(f"policy_time must be 'lsl' or 'samples', got {policy_time!r}")
+        _check_option("mode", mode, ("live", "exhaustive"))
+        _check_option("policy_time", policy_time, ("lsl", "samples"))
         self.policy_time = policy_time
         self._anchor: tuple[int, float] | None = None  # (index, time) of a segment start
         # The pipeline's online half: causal filters, window buffer, single-window decode.

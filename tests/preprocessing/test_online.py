@@ -19,7 +19,7 @@ from bci_toolkit.preprocessing import (
     prepare_continuous,
     window_samples,
 )
-from bci_toolkit.session.engine import DecodingEngine
+from bci_toolkit.session.decoding import DecodingEngine
 from bci_toolkit.spec import get_spec, list_pipelines, parse_spec
 
 ATOL_UV = 1e-9

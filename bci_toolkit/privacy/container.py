@@ -27,6 +27,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bci_toolkit._checks import _check_range, _validate_type
 from bci_toolkit.errors import PrivacyError
 
 MAGIC = b"\x89BCE\r\n\x1a\n"
@@ -82,17 +84,15 @@ def looks_damaged_magic(head: bytes) -> bool:
     return diff <= 4
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class ContainerHeader:
     """The parsed, not yet authenticated, container header of an encrypted file."""
 
-    __slots__ = ("algorithm", "key_id", "raw", "segment_size", "version")
-
-    def __init__(self, raw: bytes, version: int, algorithm: int, segment_size: int, key_id: int):
-        self.raw = raw
-        self.version = version
-        self.algorithm = algorithm
-        self.segment_size = segment_size
-        self.key_id = key_id
+    raw: bytes
+    version: int
+    algorithm: int
+    segment_size: int
+    key_id: int
 
     def __repr__(self) -> str:
         return (f"ContainerHeader(version={self.version}, algorithm={self.algorithm}, "
@@ -137,8 +137,8 @@ class EncryptingWriter(io.RawIOBase):
     def __init__(self, sink: BinaryIO, key_material: bytes, key_id: int,
                  segment_size: int = DEFAULT_SEGMENT_SIZE):
         super().__init__()
-        if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
-            raise ValueError(f"segment_size must be in [{MIN_SEGMENT_SIZE}, {MAX_SEGMENT_SIZE}]")
+        _validate_type(segment_size, "int", "segment_size")
+        _check_range("segment_size", segment_size, MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE)
         self._sink = sink
         container = _pack_container(segment_size, key_id)
         salt = os.urandom(KEY_SIZE)
