@@ -44,6 +44,34 @@ def _events(text: str | None) -> dict[str, str] | None:
     return parse_event_mapping(text) if text else None
 
 
+SESSION_OPTION = typer.Option(
+    None, "--session",
+    help="A recorded live session folder (from `bci live --record`), instead of --dataset "
+         "(repeat for several); classes are its cue labels.")
+FILE_OPTION = typer.Option(
+    None, "--file",
+    help="Your own recording instead of --dataset (repeat for several runs): EDF/BDF/GDF/"
+         "FIF/BrainVision/EEGLAB/XDF.")
+EVENTS_OPTION = typer.Option(
+    None, "--events",
+    help="Annotation → class mapping for --file, e.g. 'T1=left,T2=right'.")
+
+
+def _session_source(sessions: list[Path], specs: list) -> object:
+    """A :class:`~bci_toolkit.session.source.SessionSource` over recorded session folders."""
+    from bci_toolkit.privacy import PrivacyPolicy
+    from bci_toolkit.session.source import SessionSource
+
+    for folder in sessions:
+        if not folder.is_dir():
+            from bci_toolkit.errors import OptionError
+
+            raise OptionError(f"--session: {folder} is not a folder")
+    spec_privacy = next((s.privacy for s in specs if s.privacy), None)
+    return SessionSource([str(f) for f in sessions],
+                         policy=PrivacyPolicy.from_sources(spec=spec_privacy))
+
+
 def _check_source(config) -> None:
     from bci_toolkit.errors import UnknownNameError
 
@@ -82,13 +110,9 @@ def register(app: typer.Typer) -> None:
         dataset: str = typer.Option(None, "--dataset", help="Dataset name (see `bci datasets list`)."),
         subjects: str = typer.Option("1", "--subjects", help="Subjects, e.g. 1-10 or 1,3,7."),
         task: str = typer.Option(None, "--task", help="Task of the dataset, e.g. left_right."),
-        files: list[Path] = typer.Option(None, "--file",
-                                         help="Your own recording instead of --dataset (repeat "
-                                              "for several runs): EDF/BDF/GDF/FIF/BrainVision/"
-                                              "EEGLAB/XDF."),
-        events: str = typer.Option(None, "--events",
-                                   help="Annotation → class mapping for --file, e.g. "
-                                        "'T1=left,T2=right'."),
+        files: list[Path] = FILE_OPTION,
+        events: str = EVENTS_OPTION,
+        sessions: list[Path] = SESSION_OPTION,
         pipelines: str = typer.Option(..., "--pipelines",
                                       help="Comma-separated shipped pipeline names or YAML paths."),
         protocol: str = typer.Option("within-session", "--protocol",
@@ -132,8 +156,10 @@ def register(app: typer.Typer) -> None:
             n_folds=n_folds, seed=seed, n_jobs=n_jobs, scheduler=scheduler, data_dir=data_dir,
             permutations=permutations, files=[str(f) for f in files] if files else None,
             events=_events(events), phase=phase,
+            source=_session_source(sessions, specs) if sessions else None,
         )
-        _check_source(config)
+        if not sessions:
+            _check_source(config)
         policy = resolve_policy(encrypt, keyset, config.pipelines)
         t0 = time.perf_counter()
         result = run_evaluation(config)
@@ -154,9 +180,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train(
-        dataset: str = typer.Option(..., "--dataset"),
-        subjects: str = typer.Option(..., "--subjects"),
-        task: str = typer.Option(..., "--task"),
+        dataset: str = typer.Option(None, "--dataset"),
+        subjects: str = typer.Option("1", "--subjects"),
+        task: str = typer.Option(None, "--task"),
+        files: list[Path] = FILE_OPTION,
+        events: str = EVENTS_OPTION,
+        sessions: list[Path] = SESSION_OPTION,
         pipeline: str = typer.Option(..., "--pipeline", help="Shipped pipeline name or YAML path."),
         out: Path = typer.Option(..., "--out", help="Artifact folder to write."),
         data_dir: str = DATA_DIR_OPTION,
@@ -172,7 +201,8 @@ def register(app: typer.Typer) -> None:
         encrypt: bool = ENCRYPT_OPTION,
         keyset: str = KEYSET_OPTION,
     ) -> None:
-        """Fit a pipeline on all the given data and write a decoder artifact."""
+        """Fit a pipeline on all the given data (a dataset, your files, or recorded sessions)
+        and write a decoder artifact."""
         check_number(seed, "--seed", minimum=0, maximum=2**32 - 1)
         check_number(cv_folds, "--cv-folds", minimum=0)
         if cv_folds == 1:
@@ -181,14 +211,30 @@ def register(app: typer.Typer) -> None:
             raise OptionError("--cv-folds must be 0 (skip) or at least 2, got 1")
         check_out_dir(out)
         check_data_dir(data_dir, must_exist=False)
-        subject_list = parse_subjects(subjects, [dataset])
-        from bci_toolkit.pipeline import DatasetSource, Pipeline
+        given = [name for name, value in (("--dataset", dataset), ("--file", files),
+                                          ("--session", sessions)) if value]
+        if len(given) != 1:
+            from bci_toolkit.errors import OptionError
+
+            raise OptionError("give one of --dataset (with --task), --file (with --events) or "
+                              f"--session; got {', '.join(given) or 'none'}")
+        if dataset and not task:
+            from bci_toolkit.errors import OptionError
+
+            raise OptionError("--dataset needs --task")
+        subject_list = parse_subjects(subjects, [dataset] if dataset else None)
+        from bci_toolkit.pipeline import DatasetSource, FilesSource, Pipeline
         from bci_toolkit.pipeline import train as train_pipeline
 
         spec = _specs(pipeline)[0]
+        if sessions:
+            source = _session_source(sessions, [spec])
+        elif files:
+            source = FilesSource([str(f) for f in files], _events(events) or spec.events or {})
+        else:
+            source = DatasetSource(dataset, subject_list, task, data_dir)
         result = train_pipeline(
-            Pipeline(spec, phase="causal" if causal else None, seed=seed),
-            DatasetSource(dataset, subject_list, task, data_dir), out,
+            Pipeline(spec, phase="causal" if causal else None, seed=seed), source, out,
             policy=resolve_policy(encrypt, keyset, [spec]), cv_folds=cv_folds,
         )
         info = result.info

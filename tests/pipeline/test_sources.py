@@ -75,3 +75,48 @@ def test_dataset_source_checks_and_pools_subjects(data_dir):
         DatasetSource("eegbci", [999], "left_right", str(data_dir)).check()
     with pytest.raises(DataError, match="no event mapping"):
         FilesSource(["a.edf"], {})
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    from bci_toolkit.cli.main import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bci_train_and_evaluate_take_files_and_recorded_sessions(synthetic_files, tmp_path,
+                                                                 capsys):
+    # The same DataSources feed `bci train` and every protocol from the command line.
+    files_source = FilesSource([synthetic_files[0]], {"left": "left", "right": "right"})
+    _record_session(files_source.recordings(1)[0].raw, tmp_path / "session")
+    events = "left=left,right=right"
+    code, out, err = _cli(capsys, "train", "--file", synthetic_files[0], "--events", events,
+                          "--pipeline", "csp_lda", "--out", str(tmp_path / "from_file"),
+                          "--cv-folds", "3")
+    assert code == 0, err
+    assert out.startswith("trained csp_lda on 40 trials (left: 20, right: 20)")
+    assert "cross-validated roc_auc of the deployed causal pipeline" in out
+    code, out, err = _cli(capsys, "train", "--session", str(tmp_path / "session"),
+                          "--pipeline", "csp_lda", "--out", str(tmp_path / "from_session"),
+                          "--cv-folds", "0")
+    assert code == 0, err
+    extra = json.loads((tmp_path / "from_session" / "artifact.json").read_text())["extra"]
+    assert extra["training"]["n_sessions"] == 1 and extra["cv_score"] is None
+    code, out, err = _cli(capsys, "evaluate", "--session", str(tmp_path / "session"),
+                          "--pipelines", "csp_lda", "--n-folds", "3", "--no-report",
+                          "--out", str(tmp_path / "eval"))
+    assert code == 0, err
+    rows = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert [r["dataset"] for r in rows] == ["session"] and rows[0]["n_trials"] == 40
+
+
+def test_bci_train_needs_exactly_one_source(synthetic_files, tmp_path, capsys):
+    code, _, err = _cli(capsys, "train", "--dataset", "eegbci", "--task", "left_right",
+                        "--file", synthetic_files[0], "--pipeline", "csp_lda",
+                        "--out", str(tmp_path / "m"))
+    assert code == 2
+    assert err.strip() == ("error: give one of --dataset (with --task), --file (with --events) "
+                           "or --session; got --dataset, --file")
+    assert not (tmp_path / "m").exists()
