@@ -19,11 +19,21 @@ __all__ = [
 ]
 
 
-def _classes() -> dict[str, type[Dataset]]:
-    from bci_toolkit.datasets.eegbci import EEGBCI
-    from bci_toolkit.datasets.ssvepexo import SSVEPExo
+# name → "module:class", one line per dataset; imported when first asked for.
+_REGISTRY: dict[str, str] = {
+    "eegbci": "bci_toolkit.datasets.eegbci:EEGBCI",
+    "ssvepexo": "bci_toolkit.datasets.ssvepexo:SSVEPExo",
+}
 
-    return {cls.name: cls for cls in (EEGBCI, SSVEPExo)}
+
+def _classes() -> dict[str, type[Dataset]]:
+    import importlib
+
+    classes = {}
+    for name, target in _REGISTRY.items():
+        module, attr = target.split(":")
+        classes[name] = getattr(importlib.import_module(module), attr)
+    return classes
 
 
 def list_datasets() -> list[str]:

@@ -74,11 +74,36 @@ class JSONLSink(QueuedSink):
                 self._fh = self._writer_cm.__enter__()
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                # O_NOFOLLOW: in a shared folder (/tmp) another user could plant a symlink
+                # at PATH and have commands appended to a file of theirs choosing.
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                                   | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+                self._check_private(self._fd)
         except OSError as exc:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
             raise SinkError(f"{self.spec}: cannot open {self.path} for writing ({exc.strerror})"
                             ) from None
         self._start()
+
+    def _check_private(self, fd: int) -> None:
+        """Refuse a file someone else could read or owns: commands come from brain data."""
+        import stat
+
+        st = os.fstat(fd)
+        problem = None
+        if not stat.S_ISREG(st.st_mode):
+            problem = "is not a regular file"
+        elif hasattr(os, "getuid") and st.st_uid != os.getuid():
+            problem = "belongs to another user"
+        elif st.st_mode & 0o077:
+            problem = (f"is readable or writable by others (mode {stat.S_IMODE(st.st_mode):o}); "
+                       f"chmod 600 it or choose a new file")
+        if problem:
+            os.close(fd)
+            self._fd = None
+            raise SinkError(f"{self.spec}: {self.path} {problem}")
 
     def _deliver(self, payload: str) -> None:
         line = (payload + "\n").encode("utf-8")
