@@ -115,6 +115,36 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
+def _energy_table(rows: list[dict[str, Any]]) -> str | None:
+    """Mean energy per decision by pipeline: 45 nm arithmetic and each neuromorphic chip."""
+    from bci_toolkit.evaluation.energy import CHIP_ENERGY_MODELS
+
+    pts = [r for r in rows if r.get("energy_per_decision_uj") is not None]
+    if not pts:
+        return None
+
+    def mean(rs: list[dict[str, Any]], key: str) -> str:
+        vals = [r[key] for r in rs if r.get(key) is not None]
+        return f"{np.mean(vals):.4g}" if vals else "n/a"
+
+    chips = list(CHIP_ENERGY_MODELS)
+    head = ("<tr><th>pipeline</th><th>energy model</th><th>µJ (arithmetic)</th>"
+            + "".join(f"<th>µJ on {html.escape(c)}</th>" for c in chips)
+            + "<th>synops</th><th>neuron updates</th></tr>")
+    body = ""
+    for p in dict.fromkeys(r["pipeline"] for r in pts):
+        rs = [r for r in pts if r["pipeline"] == p]
+        body += (f"<tr><td>{html.escape(p)}</td><td>{html.escape(str(rs[0]['energy_model']))}</td>"
+                 f"<td>{mean(rs, 'energy_per_decision_uj')}</td>"
+                 + "".join(f"<td>{mean(rs, f'energy_per_decision_uj_{c}')}</td>" for c in chips)
+                 + f"<td>{mean(rs, 'synops')}</td><td>{mean(rs, 'neuron_updates')}</td></tr>")
+    note = ("<p>Estimated energy per decision (mean over rows). Chip columns price only the "
+            "spiking layers (synaptic operations and neuron updates) with each chip's "
+            "published per-event energy; host-side encoding, I/O and static power are not "
+            "included; n/a for decoders without spiking neurons. See docs/spiking.md.</p>")
+    return f"<table>{head}{body}</table>{note}"
+
+
 def _summary_table(rows: list[dict[str, Any]]) -> str:
     head = "<tr><th>pipeline</th><th>protocol</th><th>metric</th><th>mean ± std</th>" \
            "<th>accuracy</th><th>rows</th><th>fit time (s)</th></tr>"
@@ -148,6 +178,9 @@ def write_report(rows: list[dict[str, Any]], path: Path, *, title: str,
     energy = _energy_figure(rows)
     if energy:
         sections.append(("Accuracy against energy", energy))
+    energy_table = _energy_table(rows)
+    if energy_table:
+        sections.append(("Energy per decision", energy_table))
     sections.extend(extra_sections or [])
     cmd = f"<p><code>{html.escape(command)}</code></p>" if command else ""
     body = "".join(f"<h2>{html.escape(t)}</h2>{content}" for t, content in sections)

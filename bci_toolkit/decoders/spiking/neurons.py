@@ -124,6 +124,14 @@ class LIF(nn.Module):
             return _LIFFunction.apply(current, self.beta, self.threshold, self.surrogate_slope)
         return _lif_forward(current.contiguous(), self.beta.clamp(0.0, 1.0), self.threshold)[0]
 
+    @torch.no_grad()
+    def run(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Spikes and membrane potentials (no gradient), each (batch, n_neurons, n_steps).
+
+        The membrane traces are what an exported network (NIR) is checked against.
+        """
+        return _lif_forward(current.contiguous(), self.beta.clamp(0.0, 1.0), self.threshold)
+
     def extra_repr(self) -> str:
         return (f"n_neurons={self.beta.numel()}, threshold={self.threshold}, "
                 f"surrogate_slope={self.surrogate_slope}")
