@@ -182,6 +182,11 @@ class SpikingState(_Strict):
     activity: JsonValue = None
     history: list[JsonValue] = Field(default_factory=list)
     versions: dict[ShortStr, ShortStr] = Field(default_factory=dict)
+    # Per-neuron training firing rates of each hidden layer (homeostatic set points);
+    # absent in artifacts written before they were stored.
+    train_rates: Annotated[list[Annotated[list[Annotated[float, AfterValidator(_finite)]],
+                                          Field(max_length=MAX_CHANNELS * 64)]],
+                           Field(max_length=2)] = Field(default_factory=list)
 
 
 _TAGS = ("skops", "weights")

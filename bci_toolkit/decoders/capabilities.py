@@ -14,7 +14,7 @@ import numpy as np
 
 from bci_toolkit.decoders.cost import OpCount
 
-__all__ = ["FineTunable", "GroupAwareFit", "HasOperationCounts", "HasSpatialPatterns",
+__all__ = ["AdaptsOnline", "FineTunable", "GroupAwareFit", "HasOperationCounts", "HasSpatialPatterns",
            "HasWeights", "fits_with_groups"]
 
 
@@ -74,6 +74,18 @@ class HasOperationCounts(Protocol):
     """
 
     def operation_counts(self, input_shape: tuple[int, ...], X: Any = None) -> OpCount: ...
+
+
+@runtime_checkable
+class AdaptsOnline(Protocol):
+    """Adapts itself without labels to the live windows it decodes (the spiking decoder's
+    homeostatic thresholds). ``predict_proba_adapting`` decodes consecutive windows and
+    then updates that state; with adaptation off it equals ``predict_proba``.
+    ``reset_adaptation`` returns to the fitted state."""
+
+    def predict_proba_adapting(self, X: Any) -> np.ndarray: ...
+
+    def reset_adaptation(self) -> Any: ...
 
 
 def fits_with_groups(decoder: Any) -> bool:

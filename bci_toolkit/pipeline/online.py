@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bci_toolkit.decoders.capabilities import AdaptsOnline
 from bci_toolkit.errors import SpecError, StreamError
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class OnlineDecoder:
 
         spec = pipeline.effective_spec
         self.decoder = pipeline.decoder_
+        if isinstance(self.decoder, AdaptsOnline):
+            self.decoder.reset_adaptation()  # every live session starts from the fitted state
         self.spec = spec
         self.classes = [str(c) for c in pipeline.classes_]
         self.sfreq = float(pipeline.sfreq_)
@@ -137,8 +140,16 @@ class OnlineDecoder:
         return win
 
     def predict_proba(self, window: np.ndarray) -> np.ndarray:
-        """Class probabilities of one window, shape ``(n_classes,)``."""
-        return np.asarray(self.decoder.predict_proba(window[None]), dtype=np.float64)[0]
+        """Class probabilities of one window, shape ``(n_classes,)``.
+
+        A decoder that adapts online (:class:`~bci_toolkit.decoders.capabilities.AdaptsOnline`)
+        updates its label-free state after the window.
+        """
+        if isinstance(self.decoder, AdaptsOnline):
+            proba = self.decoder.predict_proba_adapting(window[None])
+        else:
+            proba = self.decoder.predict_proba(window[None])
+        return np.asarray(proba, dtype=np.float64)[0]
 
     def decode(self, end_offset: int = 0) -> np.ndarray:
         """Probabilities of the window ending ``end_offset`` samples before the newest."""

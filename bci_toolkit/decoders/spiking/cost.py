@@ -18,7 +18,7 @@ from bci_toolkit.decoders.spiking.network import LogRate, ReadoutScale
 from bci_toolkit.decoders.spiking.neurons import LIF
 from bci_toolkit.decoders.torch_runtime.cost import ModuleCounter, count_module
 
-__all__ = ["SPIKING_COUNTERS", "count_spiking_decision", "measure_activity",
+__all__ = ["SPIKING_COUNTERS", "add_homeostasis", "count_spiking_decision", "measure_activity",
            "stored_operation_counts"]
 
 
@@ -81,6 +81,17 @@ def count_spiking_decision(decoder: Any, X: Any) -> OpCount:
     n_classes = len(decoder.classes_)
     count.add("softmax", special=n_classes, acs=n_classes, macs=n_classes)
     return count
+
+
+def add_homeostasis(count: OpCount, decoder: Any) -> None:
+    """Add homeostatic threshold adaptation, when on: one multiply-add per hidden neuron
+    per decision (``theta += eta × (rate - train_rate)``; the spike counts it needs are the
+    counter every neuron already keeps)."""
+    if float(getattr(decoder, "homeostasis_rate", 0.0) or 0.0) == 0.0:
+        return
+    module = decoder.module_
+    lifs = [module.lif1, module.lif2] if module.two_layers else [module.lif1]
+    count.add("homeostasis", macs=float(sum(lif.beta.numel() for lif in lifs)))
 
 
 def measure_activity(decoder: Any, X: np.ndarray) -> dict[str, Any]:

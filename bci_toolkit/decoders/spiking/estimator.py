@@ -29,6 +29,7 @@ from bci_toolkit.decoders.base import check_epochs, check_training_data, store_i
 from bci_toolkit.decoders.cost import OpCount
 from bci_toolkit.decoders.spiking import cost
 from bci_toolkit.decoders.spiking.encoding import delta_encode
+from bci_toolkit.decoders.spiking.homeostasis import HomeostasisMixin
 from bci_toolkit.decoders.spiking.network import Activity, SpikingConvNet
 from bci_toolkit.decoders.spiking.neurons import beta_from_tau
 from bci_toolkit.decoders.spiking.training import train_network
@@ -39,9 +40,10 @@ _WEIGHTS = "snn.safetensors"
 _META = "snn.json"
 _ALIGNMENT_KEY = "input.alignment"  # not a module parameter: kept beside the state dict
 _ENCODINGS = ("delta", "current")
+#: Bounds of homeostatically adapted thresholds (the fitted threshold is 1).
 
 
-class SpikingClassifier(ClassifierMixin, BaseEstimator):
+class SpikingClassifier(HomeostasisMixin, ClassifierMixin, BaseEstimator):
     """Convolutional network of leaky integrate-and-fire neurons on EEG spikes.
 
     Parameters
@@ -122,6 +124,14 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         thread is fastest and leaves the other cores to parallel folds.
     random_state : int | None
         Seeds initialisation, batch order, crops and dropout.
+    homeostasis_rate : float
+        Learning rate ``eta`` of homeostatic threshold adaptation (intrinsic plasticity)
+        on the live path, :meth:`predict_proba_adapting`: after each window every hidden
+        LIF neuron's threshold moves by ``eta × (rate - train_rate)`` (rates in spikes per
+        step), clipped to ``THRESHOLD_BOUNDS``, so its firing rate tracks the rate it had
+        on the training trials. Local and label-free: one multiply-add per neuron per
+        window. ``0`` (default) turns it off. Batch :meth:`predict_proba` always runs the
+        fitted thresholds.
 
     Attributes
     ----------
@@ -136,6 +146,12 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         Firing rates and per-decision operation counts measured on the training trials.
     history_ : list of dict
         Training (and validation) loss per epoch.
+    train_rates_ : list of ndarray
+        Firing rate (spikes per step) of each hidden LIF neuron on the training trials,
+        one array per spiking layer: the set points of homeostatic adaptation.
+    adapted_thresholds_ : list of ndarray | None
+        Thresholds adapted by :meth:`predict_proba_adapting` (``None``: the fitted ones;
+        see :meth:`reset_adaptation`).
     """
 
     #: ``fit`` takes ``groups`` (see :class:`~bci_toolkit.decoders.capabilities.GroupAwareFit`).
@@ -153,7 +169,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
                  dropout: float = 0.25, max_epochs: int = 40, batch_size: int = 32,
                  lr: float = 1e-3, weight_decay: float = 1e-2, patience: int | None = None,
                  min_epochs: int = 0, valid_fraction: float = 0.2, device: str = "auto",
-                 n_threads: int | None = 1, random_state: int | None = 42) -> None:
+                 n_threads: int | None = 1, random_state: int | None = 42,
+                 homeostasis_rate: float = 0.0) -> None:
         store_init_params(self, locals())  # scikit-learn's contract, see base.py
 
     # ----------------------------------------------------------------- validation
@@ -172,6 +189,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             _check_positive_int(name, getattr(self, name))
         _check_positive("kernel1_s", self.kernel1_s, allow_zero=True)
         _check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        _check_positive("homeostasis_rate", self.homeostasis_rate, allow_zero=True)
         _check_positive_int("n_threads", self.n_threads, allow_none=True)
         _check_range("dropout", self.dropout, 0.0, 1.0, high_inclusive=False)
         _check_positive_int("patience", self.patience, allow_none=True)
@@ -295,6 +313,8 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             self.module_.to("cpu").eval().fold_batchnorm()
         self.fit_time_s_ = time.perf_counter() - t0
         self.activity_ = cost.measure_activity(self, raw)
+        self.train_rates_ = self._training_rates(inputs)
+        self.adapted_thresholds_ = None
         return self
 
     # ----------------------------------------------------------------- inference
@@ -357,8 +377,11 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "module_")
         if X is not None:
-            return cost.count_spiking_decision(self, X)
-        return cost.stored_operation_counts(self)
+            count = cost.count_spiking_decision(self, X)
+        else:
+            count = cost.stored_operation_counts(self)
+        cost.add_homeostasis(count, self)
+        return count
 
     # ----------------------------------------------------------------- artifacts
     def save_weights(self, folder: str | Path, policy: PrivacyPolicy | None = None
@@ -380,6 +403,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             "ref_steps": self.ref_steps_,
             "activity": self.activity_,
             "history": self.history_[-1:] if self.history_ else [],
+            "train_rates": [r.tolist() for r in getattr(self, "train_rates_", None) or []],
             "versions": torch_runtime.library_versions("snntorch"),
         }
         write_text(folder / _META, json.dumps(meta, indent=1), policy)
@@ -421,6 +445,7 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = list(meta.history)
         self.n_times_ = int(meta.n_times)
         self.ref_steps_ = float(meta.ref_steps)
+        self.adapted_thresholds_ = None
         # Built on the meta device first, so that hyper-parameters from the manifest
         # cannot make it allocate more than the weights file holds.
         module = files.build_checked(
@@ -433,6 +458,12 @@ class SpikingClassifier(ClassifierMixin, BaseEstimator):
             first = str(exc).splitlines()[0]
             raise ArtifactError(f"{folder}: weights do not fit the network ({first})") from None
         self.module_ = module.eval()
+        rates = [np.asarray(r, dtype=np.float64) for r in meta.train_rates]
+        sizes = [lif.beta.numel() for lif in self._hidden_lifs()]
+        if rates and [len(r) for r in rates] != sizes:
+            raise ArtifactError(f"{folder / state_name}: train_rates do not fit the network's "
+                                f"hidden layers ({sizes} neurons)")
+        self.train_rates_ = rates or None
         return self
 
 

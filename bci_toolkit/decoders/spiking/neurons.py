@@ -26,21 +26,42 @@ from bci_toolkit._checks import _check_positive, _check_range
 
 
 @torch.jit.script
-def _lif_forward(current: torch.Tensor, beta: torch.Tensor, threshold: float
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    # Time-major copy: each step reads one contiguous (batch, neurons) slice.
+def _lif_state(current: torch.Tensor, beta: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # Time-major copy: each step reads one contiguous (batch, neurons) slice. Returns the
+    # steps, the membrane trace to fill, zero membrane and spikes, and the decay row.
     n_batch, n_neurons, n_steps = current.shape
     steps = current.permute(2, 0, 1).contiguous()
-    membrane = torch.empty_like(steps)
     mem = torch.zeros((n_batch, n_neurons), dtype=current.dtype, device=current.device)
     spk = torch.zeros((n_batch, n_neurons), dtype=current.dtype, device=current.device)
-    decay = beta.view(1, n_neurons)
-    for t in range(n_steps):
+    return steps, torch.empty_like(steps), mem, spk, beta.view(1, n_neurons)
+
+
+@torch.jit.script
+def _lif_forward(current: torch.Tensor, beta: torch.Tensor, threshold: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    steps, membrane, mem, spk, decay = _lif_state(current, beta)
+    for t in range(steps.shape[0]):
         # Same operations in the same order as snntorch.Leaky: bit-identical membranes.
         mem.mul_(decay).add_(steps[t]).sub_(spk, alpha=threshold)
         spk = torch.gt(mem, threshold).to(current.dtype)
         membrane[t] = mem
     spikes = torch.gt(membrane, threshold).to(current.dtype)
+    return spikes.permute(1, 2, 0), membrane.permute(1, 2, 0)
+
+
+@torch.jit.script
+def _lif_forward_per_neuron(current: torch.Tensor, beta: torch.Tensor, threshold: torch.Tensor
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+    # As _lif_forward with one threshold per neuron (homeostatic adaptation, inference only).
+    steps, membrane, mem, spk, decay = _lif_state(current, beta)
+    n_neurons = current.shape[1]
+    theta = threshold.to(current.dtype).view(1, n_neurons)
+    for t in range(steps.shape[0]):
+        mem.mul_(decay).add_(steps[t]).sub_(spk * theta)
+        spk = torch.gt(mem, theta).to(current.dtype)
+        membrane[t] = mem
+    spikes = torch.gt(membrane, theta.view(1, 1, n_neurons)).to(current.dtype)
     return spikes.permute(1, 2, 0), membrane.permute(1, 2, 0)
 
 
@@ -117,9 +138,14 @@ class LIF(nn.Module):
             self.register_buffer("beta", init)
         self.threshold = float(threshold)
         self.surrogate_slope = float(surrogate_slope)
+        # Per-neuron thresholds set by homeostatic adaptation at inference (not a buffer:
+        # never saved, never trained); ``None`` runs the fitted scalar ``threshold``.
+        self.adapted_threshold: torch.Tensor | None = None
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
         """Spikes (0/1) for the synaptic ``current`` of shape (batch, n_neurons, n_steps)."""
+        if self.adapted_threshold is not None:
+            return self._run_adapted(current)[0]
         if torch.is_grad_enabled() and (current.requires_grad or self.beta.requires_grad):
             return _LIFFunction.apply(current, self.beta, self.threshold, self.surrogate_slope)
         return _lif_forward(current.contiguous(), self.beta.clamp(0.0, 1.0), self.threshold)[0]
@@ -130,7 +156,14 @@ class LIF(nn.Module):
 
         The membrane traces are what an exported network (NIR) is checked against.
         """
+        if self.adapted_threshold is not None:
+            return self._run_adapted(current)
         return _lif_forward(current.contiguous(), self.beta.clamp(0.0, 1.0), self.threshold)
+
+    @torch.no_grad()
+    def _run_adapted(self, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return _lif_forward_per_neuron(current.contiguous(), self.beta.clamp(0.0, 1.0),
+                                       self.adapted_threshold.to(current.device))
 
     def extra_repr(self) -> str:
         return (f"n_neurons={self.beta.numel()}, threshold={self.threshold}, "
