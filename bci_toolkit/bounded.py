@@ -28,6 +28,8 @@ from bci_toolkit.errors import DataError, SpecError
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "ENV_MAX_FILE_BYTES",
+    "FileTooLarge",
+    "NotRegularFile",
     "check_size",
     "effective_limit",
     "max_file_bytes",
@@ -41,6 +43,48 @@ ENV_MAX_FILE_BYTES = "BCI_MAX_FILE_BYTES"
 _CHUNK = 1 << 20
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+class NotRegularFile(OSError):
+    """The path is a directory, FIFO, device or socket; ``kind`` says which."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+class FileTooLarge(OSError):
+    """The file holds more than the limit; ``size`` is its size on disk, or None when it
+    grew past the limit while being read."""
+
+    def __init__(self, size: int | None, limit: int) -> None:
+        super().__init__(f"over {limit} bytes")
+        self.size, self.limit = size, limit
+
+
+def read_file_bounded(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of regular file ``path``, at most ``limit`` of them: the one primitive
+    behind every bounded read (:func:`read_regular`, YAML files, keyset files), whose
+    callers word the errors in their own terms.
+
+    Raises
+    ------
+    FileNotFoundError
+    NotRegularFile
+        Not a regular file (checked on the open descriptor; a FIFO never blocks the open).
+    FileTooLarge
+        Over ``limit`` by its size on disk, or grown past it while being read.
+    OSError
+        Any other failure to open or read.
+    """
+    with _open_checked(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise FileTooLarge(size, limit)
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge(None, limit)
+    return data
 
 
 def max_file_bytes(env: Mapping[str, str] | None = None) -> int:
@@ -103,24 +147,31 @@ def open_regular(path: str | os.PathLike, where: str | None = None, *,
         ``path`` does not exist.
     """
     where = str(path) if where is None else where
+    try:
+        return _open_checked(path, follow_symlinks=follow_symlinks)
+    except FileNotFoundError:
+        raise  # callers word "missing" in their own terms
+    except NotRegularFile as exc:
+        raise DataError(f"{where}: is {exc.kind}, not a regular file") from None
+    except OSError as exc:
+        if not follow_symlinks and os.path.islink(path):
+            raise DataError(f"{where}: is a symbolic link, not a regular file") from None
+        raise DataError(f"{where}: cannot open ({exc.strerror or type(exc).__name__})") from None
+
+
+def _open_checked(path: str | os.PathLike, *, follow_symlinks: bool = True) -> BinaryIO:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     flags |= getattr(os, "O_BINARY", 0)
     if not follow_symlinks:
         flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise  # callers word "missing" in their own terms
     except IsADirectoryError:
-        raise DataError(f"{where}: is a directory, not a regular file") from None
-    except OSError as exc:
-        if not follow_symlinks and os.path.islink(path):
-            raise DataError(f"{where}: is a symbolic link, not a regular file") from None
-        raise DataError(f"{where}: cannot open ({exc.strerror or type(exc).__name__})") from None
+        raise NotRegularFile("a directory") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise DataError(f"{where}: is {_kind(mode)}, not a regular file")
+            raise NotRegularFile(_kind(mode))
         if hasattr(os, "set_blocking"):
             # O_NONBLOCK was only for the open itself; regular files ignore it anyway.
             os.set_blocking(fd, True)

@@ -15,7 +15,6 @@ be able to make the toolkit spend unbounded memory or time, nor print megabytes 
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from yaml.reader import Reader, ReaderError
 from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
+from bci_toolkit.bounded import FileTooLarge, NotRegularFile, read_file_bounded
 from bci_toolkit.errors import BCIError
 
 #: Largest YAML file read (pipelines are about 2 KB, the largest manifest about 190 KB).
@@ -197,25 +197,17 @@ def load_yaml_text(text: str, where: str, error: type[BCIError]) -> Any:
 
 def _read_bounded(path: Path, what: str, error: type[BCIError]) -> bytes:
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        return read_file_bounded(path, MAX_YAML_BYTES)
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise error(f"{path}: {what} is not a regular file")
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            data = fh.read(MAX_YAML_BYTES + 1)
-        except OSError as exc:
-            raise error(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") \
-                from None
-    if len(data) > MAX_YAML_BYTES:
+    except NotRegularFile:
+        raise error(f"{path}: {what} is not a regular file") from None
+    except FileTooLarge:
         raise error(f"{path}: {what} is larger than {MAX_YAML_BYTES // (1 << 20)} MiB; "
-                    "refusing to parse it")
-    return data
+                    "refusing to parse it") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror or type(exc).__name__})") \
+            from None
 
 
 def load_yaml_file(path: str | os.PathLike, error: type[BCIError], *,

@@ -15,10 +15,10 @@ import binascii
 import json
 import os
 import re
-import stat
 from collections.abc import Mapping
 from typing import Any
 
+from bci_toolkit.bounded import FileTooLarge, NotRegularFile, read_file_bounded
 from bci_toolkit.errors import PrivacyError
 
 # A keyset of thousands of keys is a few hundred kB; anything larger is not one.
@@ -129,29 +129,18 @@ def kms_uri(desc: Mapping[str, Any], where: str) -> str:
 def read_keyset_json(path: str | os.PathLike) -> Any:
     """Parse a keyset file, refusing non-regular files and files over 1 MiB unread."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer. The type is checked on the
-        # open descriptor, so swapping the path after a check cannot slip a device in.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise PrivacyError(f"cannot read keyset {path}: not a regular file")
-            if st.st_size > MAX_KEYSET_BYTES:
-                raise PrivacyError(f"keyset {path} is {st.st_size} bytes; a keyset is at most "
-                                   f"{MAX_KEYSET_BYTES} bytes")
-            chunks, left = [], MAX_KEYSET_BYTES + 1  # the file may grow after the fstat
-            while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
-                chunks.append(chunk)
-                left -= len(chunk)
-            data = b"".join(chunks)
-        finally:
-            os.close(fd)
+        data = read_file_bounded(path, MAX_KEYSET_BYTES)
     except FileNotFoundError:
         raise PrivacyError(f"keyset file not found: {path}") from None
+    except NotRegularFile:
+        raise PrivacyError(f"cannot read keyset {path}: not a regular file") from None
+    except FileTooLarge as exc:
+        if exc.size is None:  # grew past the limit while being read
+            raise PrivacyError(f"keyset {path} is over {MAX_KEYSET_BYTES} bytes") from None
+        raise PrivacyError(f"keyset {path} is {exc.size} bytes; a keyset is at most "
+                           f"{MAX_KEYSET_BYTES} bytes") from None
     except OSError as exc:
         raise PrivacyError(f"cannot read keyset {path}: {type(exc).__name__}") from None
-    if len(data) > MAX_KEYSET_BYTES:
-        raise PrivacyError(f"keyset {path} is over {MAX_KEYSET_BYTES} bytes")
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nesting
