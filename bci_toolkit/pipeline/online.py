@@ -59,8 +59,11 @@ class OnlineDecoder:
 
         spec = pipeline.effective_spec
         self.decoder = pipeline.decoder_
+        # Chosen once, not per window: this runs on the live loop's hot path.
+        self._predict_batch = self.decoder.predict_proba
         if isinstance(self.decoder, AdaptsOnline):
             self.decoder.reset_adaptation()  # every live session starts from the fitted state
+            self._predict_batch = self.decoder.predict_proba_adapting
         self.spec = spec
         self.classes = [str(c) for c in pipeline.classes_]
         self.sfreq = float(pipeline.sfreq_)
@@ -145,11 +148,7 @@ class OnlineDecoder:
         A decoder that adapts online (:class:`~bci_toolkit.decoders.capabilities.AdaptsOnline`)
         updates its label-free state after the window.
         """
-        if isinstance(self.decoder, AdaptsOnline):
-            proba = self.decoder.predict_proba_adapting(window[None])
-        else:
-            proba = self.decoder.predict_proba(window[None])
-        return np.asarray(proba, dtype=np.float64)[0]
+        return np.asarray(self._predict_batch(window[None]), dtype=np.float64)[0]
 
     def decode(self, end_offset: int = 0) -> np.ndarray:
         """Probabilities of the window ending ``end_offset`` samples before the newest."""
