@@ -7,6 +7,7 @@ names and the one-BLAS-thread setting of live decoding.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -88,3 +89,18 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
                     ) -> None:
     # Checksum results are cached per test session so tests never trust an outside cache.
     monkeypatch.setenv("BCI_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "bci-cache"))
+
+
+@pytest.fixture
+def wait_until():
+    """``wait_until(predicate, timeout=5.0) -> bool``: poll ``predicate`` every 10 ms."""
+
+    def wait(predicate, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    return wait

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import socket
-import time
 
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -18,15 +17,6 @@ from bci_toolkit.commands import check_command, make_sink
 
 def _recv_all(ws, n: int, timeout: float = 5.0) -> list[dict]:
     return [json.loads(ws.recv(timeout=timeout)) for _ in range(n)]
-
-
-def _wait(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_clients_receive_every_command_as_json_text(make_command):
@@ -85,7 +75,7 @@ def test_stalled_client_loses_oldest_commands_while_others_get_all(make_command,
     assert len(drops) == 1
 
 
-def test_abruptly_disconnected_client_is_forgotten(make_command, caplog):
+def test_abruptly_disconnected_client_is_forgotten(make_command, wait_until, caplog):
     with caplog.at_level(logging.WARNING, logger="bci_toolkit.commands"), \
             make_sink("ws://127.0.0.1:0") as sink:
         with connect(sink.url) as ws:
@@ -95,7 +85,7 @@ def test_abruptly_disconnected_client_is_forgotten(make_command, caplog):
             # Vanish without a closing handshake, as a crashed browser tab does.
             ws.socket.shutdown(socket.SHUT_RDWR)
             ws.socket.close()
-        assert _wait(lambda: sink.n_clients == 0)
+        assert wait_until(lambda: sink.n_clients == 0)
         for i in range(1, 50):
             sink.send(make_command(i))
         with connect(sink.url) as fresh:
@@ -106,7 +96,7 @@ def test_abruptly_disconnected_client_is_forgotten(make_command, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_foreign_web_pages_are_refused_by_default(make_command):
+def test_foreign_web_pages_are_refused_by_default(make_command, wait_until):
     with make_sink("ws://127.0.0.1:0") as sink:
         with pytest.raises(InvalidStatus) as info, \
                 connect(sink.url, origin="https://evil.example"):
@@ -117,7 +107,7 @@ def test_foreign_web_pages_are_refused_by_default(make_command):
                 assert sink.wait_for_clients(1)
                 sink.send(make_command(0))
                 assert json.loads(ws.recv(timeout=5))["seq"] == 0
-            assert _wait(lambda: sink.n_clients == 0)
+            assert wait_until(lambda: sink.n_clients == 0)
 
 
 def test_origins_option_allows_named_sites_or_any():

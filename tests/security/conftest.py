@@ -9,6 +9,7 @@ artifact is built once per session, on first use.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -106,3 +107,17 @@ def artifact_clean_env(monkeypatch):
     clear_keyset_cache()
     yield
     clear_keyset_cache()
+
+
+#: Project secret of the anonymisation tests (keyed pseudonyms are checked against it).
+ANON_SECRET = "security-tests-secret-0123456789"
+
+
+@pytest.fixture
+def anon_env(monkeypatch):
+    """No ``BCI_*`` setting from outside; the anonymisation tests' project secret."""
+    for name in list(os.environ):
+        if name.startswith("BCI_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("BCI_PSEUDONYM_SECRET", ANON_SECRET)
+    return ANON_SECRET

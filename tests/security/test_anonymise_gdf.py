@@ -25,12 +25,7 @@ SECRET = "security-tests-secret-0123456789"
 HIDDEN = "<{} characters hidden; --show-values prints them>"
 
 
-@pytest.fixture(autouse=True)
-def anon_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("BCI_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("BCI_PSEUDONYM_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("anon_env")  # tests/security/conftest.py
 
 
 def _text(text: str, width: int) -> bytes:

@@ -36,12 +36,7 @@ PLANTED = [SURNAME, SERIAL, "John", "Smith", "1980", "J.Smith", "MCH-0234567", "
            "Leiden", "03.02.1980", "ward-7"]
 
 
-@pytest.fixture(autouse=True)
-def anon_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("BCI_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("BCI_PSEUDONYM_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("anon_env")  # tests/security/conftest.py
 
 
 def _patch(path: Path, offset: int, data: bytes) -> None:

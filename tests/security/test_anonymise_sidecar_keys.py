@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -25,12 +24,7 @@ GENERIC = ["TaskName", "TaskDescription", "SamplingFrequency", "EEGReference",
            "SoftwareFilters", "RecordingDuration", "channel_count", "type"]
 
 
-@pytest.fixture(autouse=True)
-def anon_env(monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("BCI_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("BCI_PSEUDONYM_SECRET", SECRET)
+pytestmark = pytest.mark.usefixtures("anon_env")  # tests/security/conftest.py
 
 
 @pytest.mark.parametrize("key", IDENTIFYING)

@@ -133,27 +133,18 @@ def test_without_a_token_a_full_server_refuses_and_says_how_to_fix_it(caplog):
     assert len(full) == 1 and "token" in full[0]
 
 
-def test_an_authenticated_newcomer_replaces_the_oldest_client(ws_token):
+def test_an_authenticated_newcomer_replaces_the_oldest_client(ws_token, wait_until):
     with make_sink(f"ws://127.0.0.1:0?token_env={ENV}&max_clients=2") as sink:
         url = f"{sink.url}/?token={ws_token}"
         with connect(url) as oldest, connect(url) as idle:
             assert sink.wait_for_clients(2)
             with connect(url) as newest:
-                assert _wait(lambda: sink.n_clients == 2)
+                assert wait_until(lambda: sink.n_clients == 2)
                 assert _receives(newest, sink, 1)
                 with pytest.raises(ConnectionClosed) as info:
                     oldest.recv(timeout=5)
                 assert info.value.rcvd.code == 1013
                 assert json.loads(idle.recv(timeout=5))["seq"] == 1
-
-
-def _wait(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_silent_sockets_are_dropped_after_the_handshake_timeout():
