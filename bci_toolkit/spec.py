@@ -35,6 +35,10 @@ _MAX_PROBLEMS = 5
 
 Band = tuple[float, float]
 
+#: Scalp regions ``preprocessing.picks`` may name instead of channels (resolved from each
+#: recording's channel names or positions by ``bci_toolkit.preprocessing.channels``).
+PICK_REGIONS = ("sensorimotor", "occipital")
+
 
 class _Strict(BaseModel):
     # NaN passes every comparison in the validators below: refuse non-finite numbers.
@@ -62,6 +66,18 @@ class FilterSpec(_Strict):
     )
 
 
+class StimulusBandsSpec(_Strict):
+    """A filter bank around each stimulation frequency of an SSVEP task.
+
+    The frequencies come from the task's class names (``"13"``, ``"17"``...: the dataset's
+    events), so one pipeline runs on every SSVEP dataset. Bands are ``h * f ± half_width``
+    for each harmonic ``h`` (1..``harmonics``), harmonic by harmonic.
+    """
+
+    half_width: float = Field(1.0, gt=0, le=10, description="Half the band width (Hz).")
+    harmonics: int = Field(1, ge=1, le=5, description="Harmonics of each frequency (1: none).")
+
+
 class EpochSpec(_Strict):
     """Epoch window relative to the cue, in seconds."""
 
@@ -78,11 +94,14 @@ class EpochSpec(_Strict):
 class PreprocessingSpec(_Strict):
     """Everything done to the continuous signal before the decoder sees an epoch."""
 
-    picks: Literal["eeg"] | list[str] = "eeg"
+    picks: Literal["eeg", "sensorimotor", "occipital"] | list[str] = Field(
+        "eeg", description="'eeg' (every EEG channel), a region of PICK_REGIONS (its channels "
+        "by 10-05 name or position, else every EEG channel), or channel names.")
     reference: None | Literal["average"] | list[str] = None
     notch: list[float] | None = None
     bandpass: Band | None = None
     filterbank: list[Band] | None = None
+    stimulus_bands: StimulusBandsSpec | None = None
     filter: FilterSpec = FilterSpec()
     resample: float | None = Field(None, gt=0)
     epoch: EpochSpec
@@ -106,13 +125,17 @@ class PreprocessingSpec(_Strict):
     @classmethod
     def _picks(cls, v: Any) -> Any:
         if isinstance(v, list) and not v:
-            raise ValueError("picks: give 'eeg' or a non-empty list of channel names")
+            raise ValueError("picks: give 'eeg', a region (sensorimotor, occipital) or a "
+                             "non-empty list of channel names")
         return v
 
     @model_validator(mode="after")
     def _one_filter(self) -> PreprocessingSpec:
-        if self.bandpass is not None and self.filterbank is not None:
-            raise ValueError("give either 'bandpass' or 'filterbank', not both")
+        given = [k for k in ("bandpass", "filterbank", "stimulus_bands")
+                 if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of 'bandpass', 'filterbank' or 'stimulus_bands', not "
+                             f"{' and '.join(given)}")
         return self
 
     @property
@@ -169,6 +192,25 @@ class PolicySpec(_Strict):
     dwell: float = Field(0.0, ge=0.0, description="Seconds a class must stay above threshold.")
     refractory: float = Field(1.0, ge=0.0, description="Seconds without commands after one.")
     rest_class: str | None = Field("rest", description="Class that never emits a command.")
+    max_false_per_min: float | None = Field(
+        None, gt=0.0, description="False-activation budget (commands per minute of rest) that "
+        "training calibrates threshold, dwell and refractory period to; null: keep them as written.")
+    hit_within: float = Field(4.0, gt=0.0, le=60.0, description="Seconds after a cue within "
+                              "which a correct command counts as a true positive.")
+
+
+class AdaptationSpec(_Strict):
+    """Adapting a model trained on other people to a new user (``bci live --adapt``)."""
+
+    recentre: Literal["none", "riemann", "logeuclid", "euclid"] = Field(
+        "none", description="Re-centre each user's signals by their mean spatial covariance "
+        "(that metric's mean): each subject's trials in training, the trials decoded offline, "
+        "the running mean of past windows live. 'none': ConvNets adapt their own input "
+        "normalisation instead (adapt_normalisation).")
+    warmup: float = Field(20.0, ge=0.0, le=600.0, description="Seconds of stream the running "
+                          "reference learns from before the policy may emit a command.")
+    memory: float | None = Field(None, gt=0.0, description="Seconds of past windows the running "
+                                 "reference weighs; null: every window since the start.")
 
 
 class PipelineSpec(_Strict):
@@ -183,6 +225,7 @@ class PipelineSpec(_Strict):
     commands: dict[str, str] = {}
     online: OnlineSpec = OnlineSpec()
     policy: PolicySpec = PolicySpec()
+    adaptation: AdaptationSpec = AdaptationSpec()
     privacy: dict[str, Any] | None = None
     source: str | None = Field(None, exclude=True)
 

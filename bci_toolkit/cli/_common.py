@@ -176,14 +176,16 @@ def parse_subjects(text: str, datasets: Sequence[str] | None = None) -> list[int
     if not datasets:
         return parse_int_list(text, "subjects")
     from bci_toolkit._checks import _check_name
-    from bci_toolkit.datasets import get_manifest, list_datasets
+    from bci_toolkit.datasets import dataset_manifest, list_datasets
+    from bci_toolkit.datasets.moabb_bridge import is_moabb_name
     from bci_toolkit.errors import UnknownNameError
 
     ranges = parse_ranges(text, "subjects")
     known = list_datasets()
     for name in datasets:
-        _check_name("dataset", name, known, shown=short_repr(name, 60))
-    subjects = [get_manifest(name).subjects for name in datasets]
+        if not is_moabb_name(name):  # moabb:<Name> is checked against MOABB's list below
+            _check_name("dataset", name, known, shown=short_repr(name, 60))
+    subjects = [dataset_manifest(name).subjects for name in datasets]
     first, last = min(min(s) for s in subjects), max(max(s) for s in subjects)
     label = (f"dataset {datasets[0]!r}" if len(datasets) == 1
              else f"datasets {', '.join(datasets)}")

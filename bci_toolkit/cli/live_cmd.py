@@ -43,6 +43,20 @@ def _parse_runs(text: str | None) -> list[str] | None:
     return runs
 
 
+def _parse_cpus(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        from bci_toolkit.errors import UnknownNameError
+
+        raise UnknownNameError(f"--cpu: give CPU numbers, e.g. 3 or 2,3 (got {text!r})")
+    cpus = [int(p) for p in parts]
+    for c in cpus:
+        check_number(c, "--cpu", minimum=0, maximum=4095)
+    return cpus
+
+
 def _dataset_raw(dataset: str, subject: int, runs: list[str] | None, task: str | None,
                  data_dir: str | None) -> tuple[Any, str]:
     """The requested runs of a dataset subject, concatenated, and a description."""
@@ -238,6 +252,23 @@ def register(app: typer.Typer) -> None:
                                           help="Accept a stream without channel labels."),
         seed: int = typer.Option(42, "--seed", help="Calibration: decoder seed."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        monitor: str = typer.Option(None, "--monitor",
+                                    help="Serve the live monitor and feedback page on "
+                                         "[HOST:]PORT (loopback unless HOST is given)."),
+        adapt: bool = typer.Option(False, "--adapt",
+                                   help="Adapt a model trained on other people to this user "
+                                        "without labels (re-centring from past windows; "
+                                        "no command during the spec's adaptation.warmup)."),
+        priority: int = typer.Option(None, "--priority",
+                                     help="Nice value of the decoding thread (-20 highest; "
+                                          "raising it needs the right to, else a warning)."),
+        cpu: str = typer.Option(None, "--cpu",
+                                help="CPUs the decoding thread runs on, e.g. 3 or 2,3."),
+        max_false_per_min: float = typer.Option(
+            None, "--max-false-per-min",
+            help="Calibration: false activations per minute of rest the decision policy is "
+                 "tuned to (default: the pipeline's policy.max_false_per_min: 1 for the "
+                 "rest-aware pipelines; none: the policy as written)."),
     ) -> None:
         """Run a live BCI session over LSL, or calibrate one (--calibrate)."""
         from bci_toolkit.errors import UnknownNameError
@@ -251,14 +282,23 @@ def register(app: typer.Typer) -> None:
         check_number(stall_timeout, "--stall-timeout", above=0)
         check_number(reconnect_timeout, "--reconnect-timeout", above=0)
         check_number(trials, "--trials", minimum=1)
+        check_number(max_false_per_min, "--max-false-per-min", above=0, maximum=600)
+        check_number(priority, "--priority", minimum=-20, maximum=19)
+        cpus = _parse_cpus(cpu)
         check_sinks(sink)
         check_out_dir(out)
         check_out_dir(record, "--record")
+        from bci_toolkit.cli.monitor_cmd import MonitorWiring
+
+        monitor_at = MonitorWiring.check(monitor)
         from bci_toolkit.privacy import PrivacyPolicy
 
         sel = _selector(stream, stream_type, source_id)
         _sigterm_as_interrupt()
         if calibrate:
+            if adapt:
+                raise UnknownNameError("--adapt adapts a pretrained --model; --calibrate "
+                                       "trains on this user instead")
             if pipeline is None or out is None or markers is None:
                 raise UnknownNameError("--calibrate needs --pipeline, --out and --markers")
             if model is not None:
@@ -276,7 +316,8 @@ def register(app: typer.Typer) -> None:
                 classes=[c.strip() for c in classes.split(",") if c.strip()] if classes
                 else None, duration=duration, trials=trials, policy=policy, timeout=timeout,
                 reconnect_timeout=reconnect_timeout, allow_unlabelled=assume_order, seed=seed,
-                progress=lambda msg: typer.echo(msg, err=True))
+                progress=lambda msg: typer.echo(msg, err=True),
+                max_false_per_min=max_false_per_min)
             counts = ", ".join(f"{k}: {v}" for k, v in result.class_counts.items())
             typer.echo(f"calibrated {spec.name} on {result.n_trials} trials ({counts}) from "
                        f"{result.duration_s:.1f} s of EEG ({result.ended_by}) → "
@@ -286,6 +327,10 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"cross-validated {cv['metric']} of the deployed {cv['phase']} "
                            f"pipeline: {cv['mean']:.3f} ± {cv['std']:.3f} "
                            f"({cv['n_folds']} folds)", err=True)
+            if result.operating_point is not None:
+                from bci_toolkit.commands.operating_point import describe_operating_point
+
+                typer.echo(describe_operating_point(result.operating_point), err=True)
             if result.record is not None:
                 typer.echo(f"calibration recording → {result.record}", err=True)
             if as_json:
@@ -294,7 +339,8 @@ def register(app: typer.Typer) -> None:
                     "n_trials": result.n_trials, "class_counts": result.class_counts,
                     "duration_s": result.duration_s, "ended_by": result.ended_by,
                     "record": str(result.record) if result.record else None,
-                    "events": result.events, "cv_score": result.cv_score}))
+                    "events": result.events, "cv_score": result.cv_score,
+                    "operating_point": result.operating_point}))
             return
 
         if model is None:
@@ -302,25 +348,41 @@ def register(app: typer.Typer) -> None:
         from bci_toolkit.commands.sinks.factory import redact_spec
         from bci_toolkit.decoders.artifact import load_artifact
         from bci_toolkit.session.live import LiveSession, StreamSelector, default_record_folder
+        from bci_toolkit.session.realtime import RealtimeOptions
 
         env_policy = PrivacyPolicy.from_env()
         artifact = load_artifact(model, env_policy)
+        if adapt:  # refuse a model that cannot adapt before waiting for any stream
+            from bci_toolkit.decoders.recentring import check_can_adapt
+
+            check_can_adapt(artifact.decoder, artifact.spec)
         policy = PrivacyPolicy.from_sources(spec=artifact.spec.privacy)
         folder = None if no_record else (record or default_record_folder("live"))
+        # The monitor's port is taken before the session starts: a busy port fails at once.
+        wiring = MonitorWiring.bind(monitor_at)
         session = LiveSession(
             artifact, stream=sel, markers=StreamSelector(name=markers) if markers else None,
             sinks=list(sink or []), record=folder, policy=policy, timeout=timeout,
             buffer_s=buffer, max_lag=max_lag, stall_timeout=stall_timeout,
             reconnect_timeout=reconnect_timeout, allow_unlabelled=assume_order,
-            meta={"session_id": uuid.uuid4().hex})
+            meta={"session_id": uuid.uuid4().hex}, on_decision=wiring.on_decision,
+            adapt=adapt, realtime=RealtimeOptions(priority=priority, cpus=cpus))
         session.start()
+        try:
+            wiring.start(session, artifact)
+        except BaseException:
+            session.stop()
+            raise
         desc = session.inlet.description
         typer.echo(f"decoding {desc.label()} with {artifact.spec.name} "
                    f"({', '.join(artifact.classes)}; window {artifact.spec.window_length:g} s, "
                    f"step {artifact.spec.online.step:g} s) → "
                    f"{', '.join(redact_spec(s) for s in sink) if sink else 'no sink'}; "
                    "Ctrl-C to stop", err=True)
-        summary = session.run(duration)
+        try:
+            summary = session.run(duration)
+        finally:
+            wiring.stop()
         typer.echo(summary.format(), err=True)
         if as_json:
             typer.echo(json.dumps(summary.to_dict()))

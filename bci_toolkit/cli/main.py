@@ -30,9 +30,18 @@ def _root(
 
 def _register() -> None:
     # Each capability lives in its own module; they register themselves on ``app``.
-    from bci_toolkit.cli import datasets_cmd, evaluate_cmd, export_cmd, live_cmd, privacy_cmd
+    from bci_toolkit.cli import (
+        bids_cmd,
+        datasets_cmd,
+        evaluate_cmd,
+        export_cmd,
+        live_cmd,
+        monitor_cmd,
+        privacy_cmd,
+    )
 
-    for module in (datasets_cmd, evaluate_cmd, live_cmd, privacy_cmd, export_cmd):
+    for module in (datasets_cmd, evaluate_cmd, live_cmd, privacy_cmd, export_cmd, bids_cmd,
+                   monitor_cmd):
         module.register(app)
 
 

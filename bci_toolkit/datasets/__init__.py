@@ -13,6 +13,7 @@ __all__ = [
     "Manifest",
     "Recording",
     "TaskInfo",
+    "dataset_manifest",
     "get_dataset",
     "get_manifest",
     "list_datasets",
@@ -42,7 +43,25 @@ def list_datasets() -> list[str]:
 
 
 def get_dataset(name: str, data_dir: str | os.PathLike | None = None) -> Dataset:
-    """Instantiate dataset ``name`` reading from ``data_dir`` (see :func:`get_data_dir`)."""
+    """Instantiate dataset ``name`` reading from ``data_dir`` (see :func:`get_data_dir`).
+
+    ``moabb:<Name>`` is any MOABB dataset of the motor imagery or SSVEP paradigm, read
+    through MOABB (:class:`~bci_toolkit.datasets.moabb_bridge.MoabbDataset`).
+    """
+    from bci_toolkit.datasets.moabb_bridge import MoabbDataset, is_moabb_name
+
+    if is_moabb_name(name):
+        return MoabbDataset(name, data_dir)  # type: ignore[return-value]
     classes = _classes()
     _check_name("dataset", name, sorted(classes))
     return classes[name](data_dir)
+
+
+def dataset_manifest(name: str) -> Manifest:
+    """The manifest of dataset ``name``: shipped, or built from MOABB's metadata."""
+    from bci_toolkit.datasets.moabb_bridge import MoabbDataset, is_moabb_name
+
+    if is_moabb_name(name):
+        return MoabbDataset(name).manifest
+    _check_name("dataset", name, list_datasets())
+    return get_manifest(name)

@@ -14,7 +14,7 @@ import numpy as np
 
 from bci_toolkit.decoders.cost import OpCount
 
-__all__ = ["AdaptsOnline", "FineTunable", "GroupAwareFit", "HasOperationCounts", "HasSpatialPatterns",
+__all__ = ["AdaptsNormalisation", "AdaptsOnline", "FineTunable", "GroupAwareFit", "HasOperationCounts", "HasSpatialPatterns",
            "HasWeights", "fits_with_groups"]
 
 
@@ -38,6 +38,14 @@ class FineTunable(Protocol):
 
     def fine_tune(self, X: Any, y: Any, *, groups: Any = None, lr: float | None = None,
                   max_epochs: int | None = None, refit_scaler: bool = True) -> Any: ...
+
+    def adapt_normalisation(self, X: Any) -> Any: ...
+
+
+@runtime_checkable
+class AdaptsNormalisation(Protocol):
+    """Re-learns its input normalisation (alignment, scale) on unlabelled trials; the
+    network is unchanged. ``bci live --adapt`` runs it on the new user's past windows."""
 
     def adapt_normalisation(self, X: Any) -> Any: ...
 

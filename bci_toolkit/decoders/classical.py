@@ -216,10 +216,16 @@ class SSVEPCCA(EpochClassifier):
 
     Parameters
     ----------
-    freqs : list of float
-        Stimulation frequencies in Hz.
+    freqs : list of float | None
+        Stimulation frequencies in Hz; None: those the training classes are named after
+        (``"13"``, ``"17"``...: the dataset's events), so one spec fits every SSVEP dataset.
     n_harmonics : int
         Harmonics in each reference set.
+
+    Attributes
+    ----------
+    freqs_ : list of float
+        The frequencies the references were built for.
     """
 
     def __init__(self, freqs: list[float] | None = None, n_harmonics: int = 2,
@@ -229,11 +235,17 @@ class SSVEPCCA(EpochClassifier):
         self.sfreq = sfreq
 
     def _build(self) -> Any:
-        if not self.freqs:
+        from bci_toolkit.datasets.stimulus import stimulus_frequencies
+
+        freqs = [float(f) for f in self.freqs] if self.freqs else stimulus_frequencies(
+            self.classes_)
+        if not freqs:
             raise InvalidParameterError(
-                "SSVEPCCA: decoder.params.freqs must list the stimulation frequencies")
+                f"SSVEPCCA: no stimulation frequencies: the classes {list(self.classes_)} name "
+                "none (e.g. '13'); list them in decoder.params.freqs")
+        self.freqs_ = freqs
         return make_pipeline(
-            CCACorrelations(self.freqs, self.sfreq, self.n_harmonics),
+            CCACorrelations(freqs, self.sfreq, self.n_harmonics),
             StandardScaler(),
             LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
         )

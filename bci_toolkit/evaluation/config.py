@@ -10,6 +10,7 @@ from bci_toolkit.errors import OptionError
 from bci_toolkit.spec import PipelineSpec
 
 if TYPE_CHECKING:
+    from bci_toolkit.evaluation.cache import ResultCache
     from bci_toolkit.pipeline.core import Pipeline
     from bci_toolkit.pipeline.source import DataSource
 
@@ -53,6 +54,9 @@ class EvaluationConfig:
     transport: str | None = None
     #: pseudo-online over LSL: replay speed (None: ``$BCI_PSEUDO_ONLINE_SPEED``, 20).
     speed: float | None = None
+    #: Result cells read back and written (:class:`~bci_toolkit.evaluation.cache.ResultCache`);
+    #: None: no caching.
+    cache: ResultCache | None = None
 
     def data_source(self) -> DataSource:
         """The :class:`~bci_toolkit.pipeline.source.DataSource` this config reads."""
@@ -62,6 +66,12 @@ class EvaluationConfig:
             return self.source
         if self.files:
             return FilesSource(list(self.files), self.file_events())
+        if self.dataset.startswith("bids:"):  # a BIDS-EEG folder; the task is optional
+            from bci_toolkit.datasets.bids import root_of
+            from bci_toolkit.pipeline.study_sources import BidsSource
+
+            return BidsSource(str(root_of(self.dataset)), list(self.subjects) or None,
+                              self.task or None, self.events)
         if not (self.dataset and self.task):
             raise OptionError("give a dataset and task, files, or a data source to evaluate on")
         return DatasetSource(self.dataset, list(self.subjects), self.task, self.data_dir)
@@ -113,3 +123,5 @@ class EvaluationResult:
     info: Any = None
     #: ``(title, html)`` sections a protocol adds to the report.
     extra_sections: list[tuple[str, str]] = field(default_factory=list)
+    #: Paired comparisons and meta-analysis (:func:`bci_toolkit.evaluation.stats.statistics`).
+    statistics: dict[str, Any] = field(default_factory=dict)

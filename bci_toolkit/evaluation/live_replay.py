@@ -12,8 +12,9 @@ transports:
     float32 µV, ``speed`` × real time) into a real :class:`~bci_toolkit.session.LiveSession`
     (inlet thread, ring buffer, decoding thread). Same numbers up to float32 rounding.
 
-:func:`score_run` scores the decisions against the run's cues (trial accuracy, commands,
-false activations, latency); the pseudo-online protocol
+:func:`score_run` scores the decisions against the run's cues (trial accuracy; commands
+sorted into hits, wrong commands and false activations by
+:func:`~bci_toolkit.commands.operating_point.count_commands`; latency); the pseudo-online protocol
 (:mod:`bci_toolkit.evaluation.protocols.pseudo_online`) aggregates them into rows.
 """
 
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bci_toolkit._checks import InvalidParameterError, _check_name, _check_option, _check_range
+from bci_toolkit.commands.operating_point import Trace, count_commands
 from bci_toolkit.errors import EvaluationError
 from bci_toolkit.spec import PipelineSpec
 
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
     from bci_toolkit.decoders.artifact import Artifact
     from bci_toolkit.pipeline.core import Pipeline
 
-__all__ = ["TRANSPORTS", "RunStream", "score_run", "stream_run", "transport_from_env"]
+__all__ = ["TRANSPORTS", "RunStream", "score_run", "stream_run", "stream_trace",
+           "transport_from_env"]
 
 TRANSPORTS = ("file", "lsl")
 
@@ -140,22 +143,26 @@ def _stream_lsl(raw: Any, artifact: Any, speed: float) -> RunStream:
                      session.engine.stats.summary())
 
 
-def _cue_table(raw: Any, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sample onsets, sample durations and labels of the class cues of a Raw."""
-    ann = raw.annotations
-    keep = [i for i, d in enumerate(ann.description) if d in classes]
-    if not keep:
-        return np.empty(0, int), np.empty(0, int), np.empty(0, dtype=object)
-    onsets = raw.time_as_index(ann.onset[keep], use_rounding=True, origin=ann.orig_time)
-    sfreq = raw.info["sfreq"]
-    durations = np.maximum(1, np.round(ann.duration[keep] * sfreq).astype(int))
-    return onsets.astype(int), durations, np.asarray(ann.description)[keep]
+def stream_trace(stream: RunStream, raw: Any, classes: Sequence[str],
+                 decoder_classes: Sequence[str], n_window: int) -> Trace:
+    """The streamed run's per-window probabilities and cues, for replaying other policies."""
+    from bci_toolkit.pipeline.operating_point import run_cues
+
+    ends = np.array([d.index for d in stream.decisions], dtype=int)
+    proba = (np.array([d.proba for d in stream.decisions], dtype=float) if stream.decisions
+             else np.empty((0, len(decoder_classes))))
+    return Trace(cues=run_cues(raw, classes, n_window), ends=ends, proba=proba,
+                 classes=tuple(str(c) for c in decoder_classes))
 
 
 def score_run(stream: RunStream, raw: Any, trial_onsets: np.ndarray, trial_labels: np.ndarray,
-              spec: PipelineSpec, classes: Sequence[str], decoder_classes: Sequence[str]
-              ) -> dict[str, Any]:
-    """Score one streamed run against its cues (see the module docstring)."""
+              spec: PipelineSpec, classes: Sequence[str], decoder_classes: Sequence[str], *,
+              commands_enabled: bool = True) -> dict[str, Any]:
+    """Score one streamed run against its cues (see the module docstring).
+
+    ``commands_enabled=False`` scores a session that refused to start (its policy missed
+    the false-activation budget): no command reaches the user.
+    """
     from bci_toolkit.pipeline.scoring import fold_metrics
 
     sfreq = float(raw.info["sfreq"])
@@ -181,40 +188,25 @@ def score_run(stream: RunStream, raw: Any, trial_onsets: np.ndarray, trial_label
         proba[i] = [p[j] if j is not None else 0.0 for j in order]
     live = fold_metrics(np.asarray(trial_labels), proba, list(classes))
 
-    # Commands against cue intervals (centre of the command's window).
-    onsets, durations, labels = _cue_table(raw, classes)
-    in_cue = np.full(raw.n_times, -1)
-    for j, (a, d) in enumerate(zip(onsets, durations, strict=True)):
-        in_cue[a:a + d] = j
-    half = (n_window - 1) // 2
-    centres_valid = np.zeros(raw.n_times, dtype=bool)
-    centres_valid[half:raw.n_times - half] = True
-    rest_minutes = float(np.sum(centres_valid & (in_cue < 0)) / sfreq / 60.0)
-    hits = errors = false_activations = 0
-    answered: set[int] = set()
-    n_commands = 0
-    for d in stream.decisions:
-        if d.command is None:
-            continue
-        n_commands += 1
-        centre = d.index - half
-        j = in_cue[centre] if 0 <= centre < raw.n_times else -1
-        if j < 0:
-            false_activations += 1
-        elif j not in answered:
-            answered.add(j)
-            if d.command["class"] == labels[j]:
-                hits += 1
-            else:
-                errors += 1
+    # Commands against the cues (operating_point.count_commands: the centre of each
+    # command's window places it in a control cue or in rest).
+    trace = stream_trace(stream, raw, classes, decoder_classes, n_window)
+    commands = [d for d in stream.decisions if d.command is not None] if commands_enabled \
+        else []
+    scores = count_commands(trace.cues, [d.index for d in commands],
+                            [d.command["class"] for d in commands],
+                            rest_class=spec.policy.rest_class, hit_within=spec.policy.hit_within,
+                            first_end=int(ends[0]) if len(ends) else None,
+                            last_end=int(ends[-1]) if len(ends) else None)
     latencies = [d.latency_ms for d in stream.decisions]
     return {
         "live": live, "n_missed": missed, "alignment_samples": offsets,
-        "n_commands": n_commands, "command_hits": hits, "command_errors": errors,
-        "n_cues": int(len(onsets)), "false_activations": false_activations,
-        "rest_minutes": rest_minutes, "latencies_ms": latencies,
-        "n_windows": len(stream.decisions), "stream_wall_s": stream.wall_s,
-        "stats": stream.stats,
+        "n_commands": scores.n_commands, "command_hits": scores.hits,
+        "command_errors": scores.wrong, "n_cues": scores.n_cues,
+        "false_activations": scores.false, "rest_minutes": scores.rest_minutes,
+        "latencies_ms": latencies, "n_windows": len(stream.decisions),
+        "stream_wall_s": stream.wall_s, "stats": stream.stats, "async": scores,
+        "trace": trace,
     }
 
 

@@ -18,10 +18,16 @@ CORE_FIELDS = ["dataset", "subject", "session", "pipeline", "protocol", "metric"
 
 
 def write_results(rows: list[dict[str, Any]], out_dir: Path,
-                  policy: PrivacyPolicy | None = None) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``results.csv`` (same rows) into ``out_dir``."""
+                  policy: PrivacyPolicy | None = None, *,
+                  statistics: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``results.csv`` (same rows) into ``out_dir``.
+
+    With ``statistics`` (paired comparisons, meta-analysis), also ``statistics.json``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = write_text(out_dir / "results.json", json.dumps(rows, indent=1), policy)
+    if statistics:
+        write_text(out_dir / "statistics.json", json.dumps(statistics, indent=1), policy)
     fields = list(CORE_FIELDS)
     for row in rows:
         fields.extend(k for k in row if k not in fields)

@@ -6,25 +6,22 @@ through the privacy hook (and encrypted like any other output).
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bci_toolkit.evaluation.outputs import summary
+from bci_toolkit.evaluation.report_stats import png_img
 from bci_toolkit.privacy import PrivacyPolicy, write_text
+
+if TYPE_CHECKING:
+    from bci_toolkit.evaluation.cache import ResultCache
 
 
 def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return png_img(fig)
 
 
 def _scores_figure(rows: list[dict[str, Any]]) -> str:
@@ -43,6 +40,12 @@ def _scores_figure(rows: list[dict[str, Any]]) -> str:
         ax.bar(np.arange(len(subjects)) + i * width - 0.4 + width / 2, vals, width, label=p)
     chance = np.mean([r["chance_level"] for r in rows])
     ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance ({chance:.2f})")
+    adjusted = [np.mean([r["chance_level_adjusted"] for r in rows if str(r["subject"]) == s
+                         and r.get("chance_level_adjusted") is not None] or [np.nan])
+                for s in subjects]
+    if not np.all(np.isnan(adjusted)):  # per subject: it depends on the number of trials
+        ax.hlines(adjusted, np.arange(len(subjects)) - 0.45, np.arange(len(subjects)) + 0.45,
+                  colors="k", lw=1.5, label="adjusted chance (α = 0.05)")
     ax.set_xticks(np.arange(len(subjects)), subjects)
     ax.set_xlabel("subject")
     ax.set_ylabel(rows[0]["metric"])
@@ -161,9 +164,78 @@ def _summary_table(rows: list[dict[str, Any]]) -> str:
 def write_report(rows: list[dict[str, Any]], path: Path, *, title: str,
                  patterns: dict[str, dict[str, Any]] | None = None,
                  extra_sections: list[tuple[str, str]] | None = None,
-                 command: str | None = None, policy: PrivacyPolicy | None = None) -> Path:
-    """Render the report for ``rows`` to ``path``."""
+                 command: str | None = None, policy: PrivacyPolicy | None = None,
+                 statistics: dict[str, Any] | None = None, cache: ResultCache | None = None
+                 ) -> Path:
+    """Render the report for ``rows`` to ``path``.
+
+    ``statistics`` (:func:`bci_toolkit.evaluation.stats.statistics`) adds the paired
+    comparisons and meta-analysis. With ``cache``, rendered sections are kept in the result
+    cache (see :func:`report_sections`).
+    """
+    sections = report_sections(rows, title=title, patterns=patterns,
+                               extra_sections=extra_sections, statistics=statistics,
+                               cache=cache)
+    return write_report_page(sections, path, title=title, command=command, policy=policy)
+
+
+def report_sections(rows: list[dict[str, Any]], *, title: str,
+                    patterns: dict[str, dict[str, Any]] | None = None,
+                    extra_sections: list[tuple[str, str]] | None = None,
+                    statistics: dict[str, Any] | None = None,
+                    cache: ResultCache | None = None) -> list[tuple[str, str]]:
+    """The report's ``(title, html)`` sections, figures drawn.
+
+    With ``cache``, they are kept in the result cache keyed by everything they are drawn
+    from, so a rerun with the same results (all cells cached) does not draw them again.
+    """
+    key = _sections_key(rows, title, patterns, extra_sections, statistics) if cache else None
+    cached = cache.load(key) if cache is not None and key is not None else None
+    if cached is not None and isinstance(cached.get("sections"), list):
+        return [(str(t), str(c)) for t, c in cached["sections"]]
+    sections = _sections(rows, patterns, extra_sections, statistics)
+    if cache is not None and key is not None:
+        cache.store(key, [], None, sections=sections)
+    return sections
+
+
+def write_report_page(sections: list[tuple[str, str]], path: Path, *, title: str,
+                      command: str | None = None, policy: PrivacyPolicy | None = None) -> Path:
+    """Write the one-file HTML page of ``sections`` through the privacy policy."""
+    cmd = f"<p><code>{html.escape(command)}</code></p>" if command else ""
+    body = "".join(f"<h2>{html.escape(t)}</h2>{content}" for t, content in sections)
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style></head>
+<body><h1>{html.escape(title)}</h1>{cmd}{body}</body></html>"""
+    return write_text(path, page, policy)
+
+
+def _sections_key(rows: list[dict[str, Any]], title: str,
+                  patterns: dict[str, dict[str, Any]] | None,
+                  extra_sections: list[tuple[str, str]] | None,
+                  statistics: dict[str, Any] | None) -> str:
+    """Hash of what the sections are drawn from (timings included: they are shown)."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(b"report-sections-v1")
+    h.update(json.dumps([rows, title, extra_sections, statistics], sort_keys=True,
+                        default=str).encode())
+    for name, entry in sorted((patterns or {}).items()):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(entry["patterns"], dtype=float).tobytes())
+        h.update(json.dumps(list(entry["info"].ch_names)).encode())
+    return h.hexdigest()
+
+
+def _sections(rows: list[dict[str, Any]], patterns: dict[str, dict[str, Any]] | None,
+              extra_sections: list[tuple[str, str]] | None,
+              statistics: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Every ``(title, html)`` section of the report, figures drawn."""
     import matplotlib
+
+    from bci_toolkit.evaluation.report_stats import statistics_sections
 
     matplotlib.use("Agg")
     sections = [("Summary", _summary_table(rows))]
@@ -182,10 +254,7 @@ def write_report(rows: list[dict[str, Any]], path: Path, *, title: str,
     if energy_table:
         sections.append(("Energy per decision", energy_table))
     sections.extend(extra_sections or [])
-    cmd = f"<p><code>{html.escape(command)}</code></p>" if command else ""
-    body = "".join(f"<h2>{html.escape(t)}</h2>{content}" for t, content in sections)
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}img{{max-width:100%}}</style></head>
-<body><h1>{html.escape(title)}</h1>{cmd}{body}</body></html>"""
-    return write_text(path, page, policy)
+    # Statistics: every score beside its adjusted chance, ROC curves, paired comparisons,
+    # meta-analysis plots.
+    sections[1:1] = statistics_sections(rows, statistics)
+    return sections

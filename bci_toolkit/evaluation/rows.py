@@ -99,6 +99,9 @@ class ResultRow:
         classes = list(classes)
         metric = primary_metric(len(classes))
         agg = aggregate(list(folds), metric)
+        curves = [f["roc_curve"] for f in folds if f.get("roc_curve") is not None]
+        if curves:  # mean ROC curve over folds, on the fixed false-positive-rate grid
+            extra.setdefault("roc_curve", np.round(np.mean(curves, axis=0), 6).tolist())
         return cls(
             dataset=source.name, subject=subject, session=session, pipeline=pipeline.name,
             protocol=protocol, task=source.task, metric=metric, score=agg["score"],

@@ -171,8 +171,17 @@ class Pipeline(ClassifierMixin, BaseEstimator):
     # -- description ------------------------------------------------------------
     @property
     def effective_spec(self) -> PipelineSpec:
-        """The spec with the phase applied: what preprocessing and saving use."""
-        return with_phase(self.spec, self.phase)
+        """The spec with the phase applied: what preprocessing and saving use.
+
+        Once fitted, SSVEP ``stimulus_bands`` are the bands of the fitted classes'
+        frequencies, so that artifacts and live decoding see plain filter banks.
+        """
+        spec = with_phase(self.spec, self.phase)
+        if self.fitted:
+            from bci_toolkit.preprocessing.stimulus import resolve_stimulus_bands
+
+            spec = resolve_stimulus_bands(spec, [str(c) for c in self.classes_])
+        return spec
 
     @property
     def name(self) -> str:
@@ -222,11 +231,12 @@ class Pipeline(ClassifierMixin, BaseEstimator):
     def build_decoder(self, data: EpochsData, classes: Sequence[str] | None = None) -> Any:
         """The spec's unfitted decoder, shaped for ``data`` (channels, rate, window)."""
         from bci_toolkit.decoders.registry import DecoderContext, make_decoder
+        from bci_toolkit.preprocessing.stimulus import resolve_stimulus_bands
 
-        spec = check_spec(self.effective_spec)
+        classes = data.classes if classes is None else list(classes)
+        spec = resolve_stimulus_bands(check_spec(self.effective_spec), classes)
         pre = spec.preprocessing
         bands = pre.filterbank or ([pre.bandpass] if pre.bandpass else [])
-        classes = data.classes if classes is None else list(classes)
         ctx = DecoderContext(sfreq=data.sfreq, ch_names=tuple(data.ch_names),
                              n_times=data.X.shape[2], classes=tuple(classes),
                              n_bands=pre.n_bands, bands=tuple(tuple(b) for b in bands),
@@ -272,7 +282,7 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         if groups is not None and fits_with_groups(decoder):
             kwargs["groups"] = np.asarray(groups)
         t0 = time.perf_counter()
-        decoder.fit(X.X, X.y, **kwargs)
+        decoder.fit(self._recentred(X, groups), X.y, **kwargs)
         fit_time = time.perf_counter() - t0
         self._set_fitted(decoder, list(X.ch_names), float(X.sfreq), int(X.X.shape[2]), None)
         self.fit_time_s_ = fit_time
@@ -310,7 +320,8 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         kwargs.setdefault("groups", data.meta["run"].to_numpy())
         out = copy.copy(self)
         t0 = time.perf_counter()
-        out.decoder_ = copy.deepcopy(self.decoder_).fine_tune(data.X, data.y, **kwargs)
+        out.decoder_ = copy.deepcopy(self.decoder_).fine_tune(self._recentred(data), data.y,
+                                                               **kwargs)
         out.fit_time_s_ = time.perf_counter() - t0
         return out
 
@@ -323,10 +334,31 @@ class Pipeline(ClassifierMixin, BaseEstimator):
     def _array(self, X: Any) -> np.ndarray:
         return X.X if hasattr(X, "meta") and hasattr(X, "X") else X
 
+    def _recentred(self, X: EpochsData | np.ndarray, groups: Any = None) -> np.ndarray:
+        """Epochs of ``X``, each subject (or group) re-centred when the spec says so.
+
+        ``adaptation.recentre`` (:mod:`bci_toolkit.decoders.recentring`): in training
+        and offline prediction alike, each subject's trials by their own mean covariance.
+        """
+        arr = self._array(X)
+        metric = self.spec.adaptation.recentre
+        if metric == "none":
+            return arr
+        from bci_toolkit.decoders.recentring import recentre_groups
+
+        if groups is None:
+            groups = (X.meta["subject"].to_numpy() if hasattr(X, "meta")
+                      else np.zeros(len(arr), dtype=int))
+        return recentre_groups(arr, groups, metric)
+
     def predict_proba(self, X: EpochsData | np.ndarray) -> np.ndarray:
-        """Class probabilities, columns in :attr:`classes_` order."""
+        """Class probabilities, columns in :attr:`classes_` order.
+
+        With ``adaptation.recentre``, each subject's trials of ``X`` are re-centred by
+        their own mean first (label-free; an array counts as one subject).
+        """
         self._check_fitted()
-        return np.asarray(self.decoder_.predict_proba(self._array(X)))
+        return np.asarray(self.decoder_.predict_proba(self._recentred(X)))
 
     def predict(self, X: EpochsData | np.ndarray) -> np.ndarray:
         """Most probable class of each epoch."""
@@ -368,7 +400,8 @@ class Pipeline(ClassifierMixin, BaseEstimator):
 
     # -- online --------------------------------------------------------------------
     def online(self, stream: Any, *, ch_names: Sequence[str] | None = None,
-               scale: np.ndarray | None = None, source: str = "stream") -> OnlineDecoder:
+               scale: np.ndarray | None = None, source: str = "stream",
+               sfreq: float | None = None, adapt: bool = False) -> OnlineDecoder:
         """The causal, stateful decoder of one stream: what a live session runs.
 
         Parameters
@@ -383,18 +416,30 @@ class Pipeline(ClassifierMixin, BaseEstimator):
             or 1).
         source : str
             Name of the stream, for error messages.
+        sfreq : float | None
+            Rate of a stream given by channel names (default :attr:`sfreq_`); a spec with
+            ``preprocessing.resample`` accepts any rate its resampler reaches.
+        adapt : bool
+            Adapt to the user without labels from the past windows (``adaptation`` in the
+            spec; see :func:`~bci_toolkit.decoders.recentring.make_adapter`). The decoder
+            is adapted in place: give a copy to keep the pipeline as fitted.
 
         Raises
         ------
         SpecError
-            The pipeline cannot run causally online (resampling...).
+            The pipeline cannot run causally online (several notch frequencies...).
         StreamError
-            The stream lacks channels of the decoder, or runs at another rate.
+            The stream lacks channels of the decoder, or runs at another rate than a
+            pipeline without ``preprocessing.resample``, or at one its resampler cannot
+            reach.
+        OptionError
+            ``adapt`` with a decoder that cannot adapt (the message names it).
         """
         from bci_toolkit.pipeline.online import OnlineDecoder
 
         self._check_fitted()
-        return OnlineDecoder(self, stream, ch_names=ch_names, scale=scale, source=source)
+        return OnlineDecoder(self, stream, ch_names=ch_names, scale=scale, source=source,
+                             sfreq=sfreq, adapt=adapt)
 
     # -- persistence -------------------------------------------------------------------
     def to_artifact(self) -> Artifact:

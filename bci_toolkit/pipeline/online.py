@@ -46,10 +46,16 @@ class OnlineDecoder:
         Samples per window (as offline epochs count them) and between decisions.
     scale : ndarray
         Per stream channel, multiplier to µV.
+    incremental : IncrementalDecoder | None
+        CSP, tangent-space and MDM decoders run on sliding-window sums, with per-step
+        work proportional to the step (``incremental=False``, or setting it to None,
+        keeps the window path: the same numbers, recomputed from the whole window).
     """
 
     def __init__(self, pipeline: Pipeline, stream: Any, *, ch_names: Sequence[str] | None = None,
-                 scale: np.ndarray | None = None, source: str = "stream") -> None:
+                 scale: np.ndarray | None = None, source: str = "stream",
+                 sfreq: float | None = None, adapt: bool = False,
+                 incremental: bool = True) -> None:
         from bci_toolkit.preprocessing.online import (
             OnlinePreprocessor,
             WindowBuffer,
@@ -67,8 +73,14 @@ class OnlineDecoder:
         self.spec = spec
         self.classes = [str(c) for c in pipeline.classes_]
         self.sfreq = float(pipeline.sfreq_)
+        #: Rate of the incoming samples; differs from :attr:`sfreq` when the spec resamples.
+        self.stream_sfreq = self.sfreq if sfreq is None else float(sfreq)
         stream_channels, stream_scale = self._stream_layout(stream, ch_names, source)
-        self.pre = OnlinePreprocessor(spec.preprocessing, self.sfreq, stream_channels,
+        if abs(self.stream_sfreq - self.sfreq) > 1e-6 and spec.preprocessing.resample is None:
+            raise StreamError(f"{source} runs at {self.stream_sfreq:g} Hz but the pipeline was "
+                              f"fitted at {self.sfreq:g} Hz and its spec does not resample "
+                              f"(preprocessing.resample: {self.sfreq:g} resamples any rate)")
+        self.pre = OnlinePreprocessor(spec.preprocessing, self.stream_sfreq, stream_channels,
                                       channels=pipeline.ch_names_, source=source)
         self.n_window = window_samples(spec.window_length, self.sfreq)
         self.n_step = max(1, int(round(spec.online.step * self.sfreq)))
@@ -80,6 +92,22 @@ class OnlineDecoder:
                                       self.sfreq)
         self.buffer = WindowBuffer(self.pre.n_bands, self.pre.n_channels,
                                    self.n_window + self.pre.settle_samples + 1)
+        #: Label-free adaptation to the user (``adapt=True``): re-centring or running
+        #: normalisation from past windows (:mod:`bci_toolkit.decoders.recentring`).
+        self.adapter = None
+        if adapt:
+            from bci_toolkit.decoders.recentring import make_adapter
+
+            self.adapter = make_adapter(self.decoder, spec.adaptation, name=spec.decoder.name,
+                                        step_s=spec.online.step, window_s=spec.window_length)
+        #: The decoder evaluated on sliding-window sums (per-step cost proportional to the
+        #: step; :mod:`bci_toolkit.decoders.incremental`), or None: the window path.
+        self.incremental = None
+        if incremental and self.adapter is None and self.pre.n_bands == 1:
+            from bci_toolkit.decoders.incremental import incremental_decoder
+
+            self.incremental = incremental_decoder(self.decoder, self.pre.n_channels,
+                                                   self.n_window, self.buffer.capacity)
         n_in = len(stream_channels)
         if scale is not None:
             stream_scale = np.asarray(scale, dtype=np.float64)
@@ -94,9 +122,7 @@ class OnlineDecoder:
             return [str(c) for c in (ch_names if ch_names is not None else stream)], None
         from bci_toolkit.streaming.lsl import unit_scale
 
-        if abs(float(stream.sfreq) - self.sfreq) > 1e-6:
-            raise StreamError(f"stream {stream.name!r} runs at {stream.sfreq:g} Hz but the "
-                              f"pipeline was fitted at {self.sfreq:g} Hz")
+        self.stream_sfreq = float(stream.sfreq)
         names = list(ch_names) if ch_names is not None else stream.ch_names
         if not names:
             raise StreamError(f"stream {stream.name!r} declares no channel labels; pass "
@@ -106,6 +132,11 @@ class OnlineDecoder:
 
     # -- state ------------------------------------------------------------------
     @property
+    def adaptation_ready(self) -> bool:
+        """False while adaptation warms up: the policy must not emit commands yet."""
+        return self.adapter is None or self.adapter.ready
+
+    @property
     def settle_samples(self) -> int:
         """Samples the filters take to forget a disturbance."""
         return self.pre.settle_samples
@@ -114,17 +145,30 @@ class OnlineDecoder:
         """Forget filter state and buffered samples (after a gap in the stream)."""
         self.pre.reset()
         self.buffer.reset()
+        if self.incremental is not None:
+            self.incremental.reset()
 
     # -- samples in ---------------------------------------------------------------
-    def filter(self, x: np.ndarray) -> None:
-        """Filter consecutive samples into the window buffer.
+    def filter(self, x: np.ndarray) -> np.ndarray | None:
+        """Filter (and resample) consecutive samples into the window buffer.
 
         Parameters
         ----------
         x : ndarray, shape (n_stream_channels, n_samples)
             In µV, all finite.
+
+        Returns
+        -------
+        positions : ndarray of int | None
+            When the stream is resampled: for each sample added to the buffer, the index
+            in ``x`` of the stream sample that completed it. None: one buffer sample per
+            stream sample.
         """
-        self.buffer.append(self.pre.process(x))
+        filtered = self.pre.process(x)
+        self.buffer.append(filtered)
+        if self.incremental is not None:
+            self.incremental.push(filtered[0])
+        return self.pre.last_positions
 
     def push(self, samples: np.ndarray) -> None:
         """Convert ``(n_samples, n_stream_channels)`` stream values to µV and filter them."""
@@ -146,12 +190,23 @@ class OnlineDecoder:
         """Class probabilities of one window, shape ``(n_classes,)``.
 
         A decoder that adapts online (:class:`~bci_toolkit.decoders.capabilities.AdaptsOnline`)
-        updates its label-free state after the window.
+        updates its label-free state after the window; so does the user adaptation
+        (``adapt=True``), which decodes the window with what it learned from the windows
+        before it, then learns from it.
         """
-        return np.asarray(self._predict_batch(window[None]), dtype=np.float64)[0]
+        if self.adapter is None:
+            return np.asarray(self._predict_batch(window[None]), dtype=np.float64)[0]
+        proba = np.asarray(self._predict_batch(self.adapter.transform(window)[None]),
+                           dtype=np.float64)[0]
+        self.adapter.update(window)
+        return proba
 
     def decode(self, end_offset: int = 0) -> np.ndarray:
-        """Probabilities of the window ending ``end_offset`` samples before the newest."""
+        """Probabilities of the window ending ``end_offset`` samples before the newest.
+
+        With :attr:`incremental`, from the sliding sums (the same numbers to rounding)."""
+        if self.incremental is not None:
+            return self.incremental.proba(end_offset).copy()
         return self.predict_proba(self.window(end_offset))
 
     def warm_up(self) -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bci_toolkit.preprocessing.offline import EpochsData
 
 __all__ = ["aggregate", "chance_level", "check_trainable", "fit_and_score", "fold_metrics",
-           "leave_one_group_out", "primary_metric", "score_fold", "subset",
+           "leave_one_group_out", "primary_metric", "roc_curve_points", "score_fold", "subset",
            "within_session_splits"]
 
 
@@ -128,8 +128,31 @@ def score_fold(fitted: Pipeline | Any, test: EpochsData, classes: Sequence[str]
     for j, c in enumerate(fitted.classes_):
         full[:, classes.index(str(c))] = proba[:, j]
     out = fold_metrics(test.y, full, classes)
+    out["roc_curve"] = roc_curve_points(test.y, full, classes)
     out["predict_time_s"] = t1 - t0
     return out
+
+
+#: False-positive rates at which ROC curves are kept (rows stay small; folds average).
+ROC_FPR_GRID = np.linspace(0.0, 1.0, 21)
+
+
+def roc_curve_points(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str]
+                     ) -> list[float] | None:
+    """True-positive rates at :data:`ROC_FPR_GRID`: the ROC curve of the last class for two
+    classes, the macro average of one-vs-rest curves otherwise; None without both classes."""
+    from sklearn.metrics import roc_curve
+
+    y_true = np.asarray(y_true)
+    positives = [classes[-1]] if len(classes) == 2 else list(classes)
+    curves = []
+    for c in positives:
+        is_c = y_true == c
+        if is_c.all() or not is_c.any():
+            continue
+        fpr, tpr, _ = roc_curve(is_c, proba[:, list(classes).index(c)])
+        curves.append(np.interp(ROC_FPR_GRID, fpr, tpr))
+    return [round(float(v), 6) for v in np.mean(curves, axis=0)] if curves else None
 
 
 def fit_and_score(pipeline: Pipeline, train: EpochsData, test: EpochsData,

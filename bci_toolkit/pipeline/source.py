@@ -10,9 +10,11 @@ reader belongs to the session layer).
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from bci_toolkit.spec import PipelineSpec
 
 __all__ = ["DataSource", "DatasetSource", "FilesSource", "concat_epochs"]
+
+#: BIDS-style ``key-value`` entities in a file name (``sub-02_ses-1_run-3``).
+_ENTITY = re.compile(r"(?:^|_)(sub|ses|run)-([A-Za-z0-9]+)")
 
 
 class DataSource(ABC):
@@ -75,6 +80,10 @@ class DataSource(ABC):
         """What a trained artifact records about its data (``extra.training``)."""
         return {"dataset": self.name, "task": self.task, "subjects": list(self.subjects)}
 
+    def title(self) -> str:
+        """Report title: ``eegbci · left_right``; a study gives its own."""
+        return f"{self.name} · {self.task}"
+
 
 @dataclass
 class DatasetSource(DataSource):
@@ -122,8 +131,11 @@ class DatasetSource(DataSource):
 class FilesSource(DataSource):
     """The user's own recordings (EDF/BDF/GDF/FIF/BrainVision/EEGLAB/XDF).
 
-    Every file is one run of one subject (``subject``), read with
-    :func:`~bci_toolkit.datasets.files.read_file`.
+    Subject, session and run come from BIDS-style entities in each file name
+    (``sub-02_ses-1_task-mi_run-3_eeg.edf``: subject 2, session ``1``, run ``3``); a file
+    without them is a run of ``subject``, session ``0``. For anything richer, list the
+    files in a study manifest (:class:`~bci_toolkit.pipeline.study_sources.StudySource`).
+    Files are read with :func:`~bci_toolkit.datasets.files.read_file`.
 
     Parameters
     ----------
@@ -151,18 +163,33 @@ class FilesSource(DataSource):
             )
         self.files = [str(f) for f in self.files]
 
+    def _entities(self) -> list[tuple[int, str, str]]:
+        # (subject, session, run) of each file, from its name.
+        out = []
+        for i, f in enumerate(self.files):
+            found = dict(_ENTITY.findall(Path(f).name))
+            subject = found.get("sub", "")
+            out.append((int(subject) if subject.isdigit() and int(subject) > 0
+                        else self.subject, found.get("ses", "0"), found.get("run", str(i))))
+        return out
+
     @property
     def subjects(self) -> list[int]:
-        return [self.subject]
+        return sorted({s for s, _, _ in self._entities()})
 
     def classes(self) -> list[str]:
         return list(dict.fromkeys(self.events.values()))
 
+    def title(self) -> str:
+        more = f" and {len(self.files) - 1} more" if len(self.files) > 1 else ""
+        return f"{Path(self.files[0]).name}{more} · {' / '.join(self.classes())}"
+
     def recordings(self, subject: int) -> list[Recording]:
         from bci_toolkit.datasets.files import read_file
 
-        return [read_file(f, self.events, subject=subject, run=str(i))
-                for i, f in enumerate(self.files)]
+        return [read_file(f, self.events, subject=s, session=ses, run=run)
+                for f, (s, ses, run) in zip(self.files, self._entities(), strict=True)
+                if s == subject]
 
 
 def concat_epochs(parts: Sequence[EpochsData], where: str = "cross-subject") -> EpochsData:

@@ -73,27 +73,57 @@ def _filter(raw: mne.io.BaseRaw, band: tuple[float, float] | None,
     return raw.filter(band[0], band[1], **kwargs)
 
 
+def _resample_causal(raw: mne.io.BaseRaw, sfreq: float, source: str) -> mne.io.BaseRaw:
+    """``raw`` at ``sfreq`` through :func:`~bci_toolkit.preprocessing.resample.resample_causal`.
+
+    Output sample ``m`` is at time ``m / sfreq`` from the run's first sample, as MNE's
+    own resampling places it; annotations and channel info are kept.
+    """
+    from bci_toolkit.preprocessing.resample import resample_causal
+
+    sfreq_in = float(raw.info["sfreq"])
+    if abs(sfreq_in - sfreq) < 1e-9:
+        return raw
+    data = resample_causal(raw.get_data(), sfreq_in, sfreq, source or "recording")
+    info = raw.info.copy()
+    with info._unlock():
+        info["sfreq"] = sfreq
+        info["lowpass"] = min(float(info["lowpass"]), sfreq / 2.0)
+    out = mne.io.RawArray(data, info, first_samp=int(round(raw.first_samp * sfreq / sfreq_in)),
+                          verbose="error")
+    out.set_annotations(raw.annotations)
+    return out
+
+
 def prepare_continuous(raw: mne.io.BaseRaw, pre: PreprocessingSpec,
                        source: str = "") -> list[mne.io.BaseRaw]:
     """Pick, re-reference, notch and band-pass a continuous run.
 
     Returns one Raw per band (one element without a filter bank). Works on a copy.
     """
+    from bci_toolkit.preprocessing.channels import resolve_picks
+
     raw = raw.copy()
-    if pre.picks == "eeg":
+    picks = resolve_picks(raw.info, pre.picks)  # a region becomes this montage's channels
+    if picks == "eeg":
         raw.pick("eeg")
     else:
-        missing = [c for c in pre.picks if c not in raw.ch_names]
+        missing = [c for c in picks if c not in raw.ch_names]
         if missing:
             raise DataError(
                 f"{source or 'recording'}: channels {missing} from preprocessing.picks are "
                 f"not in the data; it has {raw.ch_names}"
             )
-        raw.pick(list(pre.picks))
+        raw.pick(list(picks))
     if pre.reference == "average":
         raw.set_eeg_reference("average", projection=False, verbose="error")
     elif isinstance(pre.reference, list):
         raw.set_eeg_reference(pre.reference, verbose="error")
+    causal_resample = pre.filter.phase == "causal" and pre.resample is not None
+    if causal_resample:
+        # The live twin resamples right after re-referencing, with the same causal
+        # resampler, and filters at the pipeline's rate: so does a causal pipeline here.
+        raw = _resample_causal(raw, float(pre.resample), source)
     if pre.notch:
         raw.notch_filter(pre.notch, method="iir" if pre.filter.phase == "causal" else "fir",
                          phase=_mne_phase(pre) if pre.filter.method == "iir" else "zero",
@@ -102,7 +132,7 @@ def prepare_continuous(raw: mne.io.BaseRaw, pre: PreprocessingSpec,
     out = []
     for band in bands:
         filtered = _filter(raw.copy() if len(bands) > 1 else raw, band, pre)
-        if pre.resample and pre.resample != filtered.info["sfreq"]:
+        if not causal_resample and pre.resample and pre.resample != filtered.info["sfreq"]:
             filtered.resample(pre.resample, verbose="error")
         out.append(filtered)
     return out
@@ -117,6 +147,9 @@ def epoch_recordings(recordings: Sequence[Recording], spec: PipelineSpec,
     EvaluationError
         If no epoch of the requested classes can be cut.
     """
+    from bci_toolkit.preprocessing.stimulus import resolve_stimulus_bands
+
+    spec = resolve_stimulus_bands(spec, classes)  # SSVEP bands of the task's frequencies
     pre = spec.preprocessing
     Xs, ys, metas = [], [], []
     info = None

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bci_toolkit.errors import SpecError
+from bci_toolkit.preprocessing.resample import CausalResampler
 from bci_toolkit.spec import PreprocessingSpec
 
 __all__ = ["OnlinePreprocessor", "WindowBuffer", "baseline_mask", "window_samples"]
@@ -119,7 +120,9 @@ class OnlinePreprocessor:
         The pipeline's ``preprocessing`` section. Filtering is always causal here: the
         twin of ``spec.with_causal_filter()``, which is what live artifacts are trained on.
     sfreq : float
-        Sampling rate of the stream (Hz).
+        Sampling rate of the stream (Hz). With ``pre.resample`` set, the stream is
+        resampled causally to that rate (:class:`~bci_toolkit.preprocessing.resample.
+        CausalResampler`) right after re-referencing, and the filters run at it.
     ch_names : sequence of str
         Channels of the incoming chunks, in order.
     channels : sequence of str | None
@@ -134,10 +137,11 @@ class OnlinePreprocessor:
     Raises
     ------
     SpecError
-        The spec asks for what a causal online filter cannot reproduce: resampling, several
-        notch frequencies, or a notch with FIR filtering.
+        The spec asks for what a causal online filter cannot reproduce: several notch
+        frequencies, or a notch with FIR filtering.
     bci_toolkit.errors.StreamError
-        Channels to keep are missing from ``ch_names``.
+        Channels to keep are missing from ``ch_names``, or the resampler cannot reach
+        ``pre.resample`` from ``sfreq`` (the message names both rates).
 
     Notes
     -----
@@ -154,12 +158,11 @@ class OnlinePreprocessor:
         self.sfreq = float(sfreq)
         self.source = source
         ch_names = [str(c) for c in ch_names]
-        if pre.resample is not None and abs(pre.resample - self.sfreq) > 1e-9:
-            raise SpecError(
-                f"preprocessing.resample: live decoding does not resample ({pre.resample} Hz "
-                f"requested, {source} runs at {self.sfreq} Hz); set resample: null and train "
-                f"at the stream's rate"
-            )
+        self.sfreq_in = self.sfreq
+        if pre.resample is not None:
+            # Filters run at the pipeline's rate, after the resampler (the offline causal
+            # path resamples first too, with the same resampler).
+            self.sfreq = float(pre.resample)
         if pre.notch and len(pre.notch) > 1:
             raise SpecError(
                 f"preprocessing.notch: causal (IIR) notch filtering handles one frequency, got "
@@ -175,6 +178,10 @@ class OnlinePreprocessor:
                                 if t.lower() == "eeg"]
                 else:
                     channels = ch_names
+            elif isinstance(pre.picks, str):  # a region: by the stream's channel names
+                from bci_toolkit.preprocessing.channels import region_channels
+
+                channels = region_channels(ch_names, pre.picks) or ch_names
             else:
                 channels = list(pre.picks)
         missing = [c for c in channels if c not in ch_names]
@@ -214,6 +221,12 @@ class OnlinePreprocessor:
                     _design_iir(self.sfreq, band[0], band[1], iir_params(pre)), n))
             else:
                 self._filters.append(_FIRState(_design_fir(self.sfreq, band[0], band[1]), n))
+        self.resampler: CausalResampler | None = None
+        if abs(self.sfreq_in - self.sfreq) > 1e-9:
+            self.resampler = CausalResampler(self.sfreq_in, self.sfreq, n, source=source)
+        #: Per output sample of the last :meth:`process` call, the index in its chunk of
+        #: the input sample that completed it (None: no resampling, the identity).
+        self.last_positions: np.ndarray | None = None
         self.n_samples_seen = 0
 
     @property
@@ -228,6 +241,18 @@ class OnlinePreprocessor:
         return notch + (max(bands) if bands else 0)
 
     @property
+    def settle_samples_in(self) -> int:
+        """:attr:`settle_samples` in stream samples, plus the resampler's own."""
+        if self.resampler is None:
+            return self.settle_samples
+        return (int(np.ceil(self.settle_samples * self.sfreq_in / self.sfreq))
+                + self.resampler.settle_samples)
+
+    def to_stream_samples(self, n: int) -> int:
+        """``n`` samples at the pipeline's rate, in (rounded up) stream samples."""
+        return n if self.resampler is None else int(np.ceil(n * self.sfreq_in / self.sfreq))
+
+    @property
     def n_channels(self) -> int:
         return len(self.picks)
 
@@ -238,6 +263,8 @@ class OnlinePreprocessor:
         for flt in self._filters:
             if flt is not None:
                 flt.reset()
+        if self.resampler is not None:
+            self.resampler.reset()
         self.n_samples_seen = 0
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
@@ -250,7 +277,9 @@ class OnlinePreprocessor:
 
         Returns
         -------
-        out : ndarray, shape (n_bands, n_kept_channels, n_samples)
+        out : ndarray, shape (n_bands, n_kept_channels, n_out)
+            ``n_out == n_samples`` unless the stream is resampled; then
+            :attr:`last_positions` says where in ``chunk`` each output was completed.
         """
         x = np.asarray(chunk, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] != len(self.ch_names_in):
@@ -261,6 +290,10 @@ class OnlinePreprocessor:
             x = x - x.mean(axis=0, keepdims=True)
         elif self._ref is not None:
             x = x - x[self._ref].mean(axis=0, keepdims=True)
+        if self.resampler is not None:
+            x, self.last_positions = self.resampler.process(x)
+            if not x.shape[1]:  # too few stream samples for the next output
+                return np.empty((self.n_bands, x.shape[0], 0))
         if self._notch is not None:
             x = self._notch(x)
         out = np.empty((self.n_bands, x.shape[0], x.shape[1]))

@@ -61,6 +61,13 @@ def normalise_key(key: object) -> str:
     return re.sub(r"[^0-9a-z]", "", str(key).lower())
 
 
+def _is_bids_dataset_entry(obj: Mapping[str, Any]) -> bool:
+    # A BIDS dataset_description.json ("BIDSVersion") or one of its GeneratedBy entries
+    # ("CodeURL"/"Container"): "Name" is the dataset's or the software's, required by BIDS.
+    keys = {normalise_key(k) for k in obj}
+    return "bidsversion" in keys or ("version" in keys and bool(keys & {"codeurl", "container"}))
+
+
 def _is_stream_info(obj: Mapping[str, Any]) -> bool:
     # An LSL stream description: its "name" is the stream's name (what a session resolves
     # streams by), not a person's.
@@ -71,7 +78,8 @@ def _is_stream_info(obj: Mapping[str, Any]) -> bool:
 def identifying_key(key: object, parent: Mapping[str, Any] | None = None) -> bool:
     """Whether ``key`` (in the dict ``parent``) names an identifying field."""
     low = normalise_key(key)
-    if low == "name" and parent is not None and _is_stream_info(parent):
+    if low == "name" and parent is not None and (_is_stream_info(parent)
+                                                 or _is_bids_dataset_entry(parent)):
         return False
     if low.startswith("date") or low.endswith(("date", "dates", "datetime")):
         return True  # recording and birth dates, whatever the prefix

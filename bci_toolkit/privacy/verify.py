@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from bci_toolkit.errors import DataError
-from bci_toolkit.privacy import edf, gdf, sidecar
+from bci_toolkit.privacy import edf, gdf, sidecar, tsv
 from bci_toolkit.privacy.annotations import AnnotationRule
 from bci_toolkit.privacy.container import CONTAINER_HEADER_SIZE, parse_container_header
 from bci_toolkit.privacy.policy import PrivacyPolicy
 from bci_toolkit.privacy.pseudonym import MARKER, PSEUDONYM_RE
 from bci_toolkit.privacy.storage import is_encrypted, open_read
 
-SCANNED_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".json", ".npz")
+SCANNED_SUFFIXES = (".edf", ".bdf", ".gdf", ".fif", ".json", ".npz", ".tsv")
 _NAME_PATTERNS = (
     (re.compile(r"(?i)(?:^|[^a-z])(sub(?:ject)?[-_]?\d+|S\d{3,}|patient[-_]?\w+|P\d{2,})"),
      "looks like a subject identifier"),
@@ -102,11 +102,13 @@ class _Scanner:
     def names(self, path: Path, root: Path) -> None:
         parts = path.relative_to(root).parts if path != root else (path.name,)
         for part in parts:
-            stem = part.split(".")[0]
-            if PSEUDONYM_RE.match(stem):
+            # BIDS names join entities with "_" (sub-<pseudonym>_ses-0_task-x_eeg.edf):
+            # a pseudonymous entity is what anonymisation leaves, so only the rest is read.
+            rest = "_".join(e for e in part.split("_") if not PSEUDONYM_RE.match(e.split(".")[0]))
+            if not rest:
                 continue
             for pattern, what in _NAME_PATTERNS:
-                if pattern.search(part):
+                if pattern.search(rest):
                     self.flag(path, "file name", f"{part!r} {what}")
                     break
 
@@ -231,6 +233,19 @@ class _Scanner:
         for here, value in sidecar.findings(obj, ids, where):
             self.flag(path, here, _show(value, self.show))
 
+    def table_or_text(self, path: Path, fh) -> None:
+        """A BIDS ``.tsv`` table column by column, or a free-text note line by line."""
+        try:
+            text = fh.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not UTF-8 text") from None
+        ids = sidecar.Identifiers(self.identifiers)
+        ids.update(self.given)
+        found = (tsv.table_findings(path.name, text, self.rule, ids) if path.suffix == ".tsv"
+                 else tsv.text_findings(text, ids))
+        for where, value in found:
+            self.flag(path, where, _show(value, self.show))
+
     def npz(self, path: Path, fh) -> None:
         import numpy as np
 
@@ -268,7 +283,7 @@ class _Scanner:
             self.report.unchecked.append(
                 (path, "temporary file of an interrupted write; finish or delete it"))
             return
-        if suffix not in SCANNED_SUFFIXES:
+        if suffix not in SCANNED_SUFFIXES and path.name.lower() not in tsv.TEXT_NAMES:
             self.report.unchecked.append(
                 (path, f"{suffix or 'suffix-less'} files are not a format verify reads"))
             return
@@ -298,6 +313,8 @@ class _Scanner:
                 self.edf(path, fh)
             elif suffix == ".gdf":
                 self.gdf(path, fh)
+            elif suffix == ".tsv" or path.name.lower() in tsv.TEXT_NAMES:
+                self.table_or_text(path, fh)
             elif suffix == ".json":
                 try:
                     self.obj(path, json.load(fh))

@@ -45,6 +45,9 @@ class CalibrationResult:
     #: Cross-validated score of the saved (causal) pipeline on the recording, as stored in
     #: ``artifact.json["extra"]["cv_score"]``; None when a class has fewer than two cues.
     cv_score: dict[str, Any] | None = None
+    #: The decision policy chosen for the false-activation budget, with its expected
+    #: figures (``artifact.json["extra"]["operating_point"]``).
+    operating_point: dict[str, Any] | None = None
 
 
 def default_classes(spec: PipelineSpec, labels: Sequence[str]) -> list[str]:
@@ -65,7 +68,8 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
               timeout: float = 10.0, reconnect_timeout: float | None = None,
               allow_unlabelled: bool = False, seed: int = 42, cv_folds: int = 5,
               progress: Callable[[str], None] | None = None,
-              stop: threading.Event | None = None) -> CalibrationResult:
+              stop: threading.Event | None = None,
+              max_false_per_min: float | None = None) -> CalibrationResult:
     """Record a calibration run from LSL and train ``spec`` on it.
 
     Parameters
@@ -100,6 +104,10 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
         Receives one-line progress messages.
     stop : threading.Event | None
         Set it to end the recording from another thread.
+    max_false_per_min : float | None
+        False-activation budget the decision policy is calibrated to, on held-out halves
+        of the recording (default: the spec's ``policy.max_false_per_min``; None there
+        too: the policy is saved as written).
 
     Raises
     ------
@@ -109,6 +117,9 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
         The pipeline cannot run causally online.
     EvaluationError
         The recording holds fewer than two classes of cues.
+    OperatingPointError
+        No decision policy meets ``max_false_per_min`` on the recording (the message gives
+        the best achievable rate); no artifact is written.
     """
     from bci_toolkit.pipeline import Pipeline, train
     from bci_toolkit.preprocessing.online import OnlinePreprocessor
@@ -220,7 +231,7 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
         # The causal twin is trained, cross-validated and saved: what the live session runs.
         trained = train(Pipeline.from_spec(spec, causal=True, seed=seed), source, out,
                         policy=policy, cv_folds=cv_folds, key="calibration",
-                        where="calibration recording",
+                        where="calibration recording", max_false_per_min=max_false_per_min,
                         info={"duration_s": duration_s, "n_samples": int(len(session.data)),
                               "events": events.counts(), "stream": session.meta.get("stream")})
     finally:
@@ -233,4 +244,5 @@ def calibrate(spec: PipelineSpec, *, stream: StreamSelector, markers: StreamSele
         n_samples=int(len(session.data)), n_markers=len(session.markers),
         record=None if tmp is not None else folder, ended_by=ended_by,
         events=events.counts(), cv_score=trained.cv_score,
+        operating_point=trained.operating_point,
     )

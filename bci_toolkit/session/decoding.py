@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from bci_toolkit._checks import _check_option
 from bci_toolkit.pipeline.core import Pipeline
+from bci_toolkit.session.decisions import Decision, EngineStats
+from bci_toolkit.session.realtime import RealtimeOptions, collect_young, frozen_gc
 from bci_toolkit.spec import PipelineSpec
 from bci_toolkit.streaming.events import EventLog
 from bci_toolkit.streaming.ring import Block, RingBuffer
@@ -37,79 +38,7 @@ from bci_toolkit.streaming.ring import Block, RingBuffer
 __all__ = ["Decision", "DecodingEngine", "DecodingLoop", "EngineStats"]
 
 
-@dataclass
-class Decision:
-    """The decoder's output for one window.
-
-    Attributes
-    ----------
-    index : int
-        Absolute index (in stream samples) of the window's last sample.
-    sample_time : float
-        Its timestamp on the local LSL clock.
-    arrival_time : float
-        Local LSL time at which it arrived.
-    decision_time : float
-        Local LSL time right after the policy ran.
-    proba : ndarray, shape (n_classes,)
-    label : str
-        Most probable class.
-    command : dict | None
-        The command emitted on this window, if any (``Command.to_dict()``).
-    """
-
-    index: int
-    sample_time: float
-    arrival_time: float
-    decision_time: float
-    proba: np.ndarray
-    label: str
-    command: dict[str, Any] | None = None
-
-    @property
-    def latency_ms(self) -> float:
-        return (self.decision_time - self.arrival_time) * 1000.0
-
-    def to_dict(self, classes: Sequence[str]) -> dict[str, Any]:
-        return {"index": self.index, "sample_time": self.sample_time,
-                "arrival_time": self.arrival_time, "decision_time": self.decision_time,
-                "latency_ms": self.latency_ms, "label": self.label,
-                "proba": {c: float(p) for c, p in zip(classes, self.proba, strict=True)},
-                "command": None if self.command is None else self.command["command"]}
-
-
-@dataclass
-class EngineStats:
-    """Counters of an engine (also the bulk of a session summary)."""
-
-    n_samples: int = 0
-    n_windows: int = 0          # decisions made
-    n_commands: int = 0
-    skipped_late: int = 0       # grid windows superseded by a newer one in the same read
-    skipped_stale: int = 0      # newest window already older than max_lag
-    skipped_bad: int = 0        # windows overlapping non-finite samples
-    nonfinite_samples: int = 0
-    dropped_samples: int = 0    # lost to a consumer overrun
-    resets: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    command_latencies_ms: list[float] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        def pct(values: list[float], q: float) -> float | None:
-            return float(np.percentile(values, q)) if values else None
-
-        return {
-            "n_samples": self.n_samples, "n_windows": self.n_windows,
-            "n_commands": self.n_commands, "skipped_late": self.skipped_late,
-            "skipped_stale": self.skipped_stale, "skipped_bad": self.skipped_bad,
-            "nonfinite_samples": self.nonfinite_samples,
-            "dropped_samples": self.dropped_samples, "resets": self.resets,
-            "latency_ms_p50": pct(self.latencies_ms, 50),
-            "latency_ms_p99": pct(self.latencies_ms, 99),
-            "latency_ms_max": max(self.latencies_ms) if self.latencies_ms else None,
-            "command_latency_ms_p50": pct(self.command_latencies_ms, 50),
-            "command_latency_ms_p99": pct(self.command_latencies_ms, 99),
-        }
+_NO_BAD = np.empty(0, dtype=int)
 
 
 def _clock() -> Callable[[], float]:
@@ -155,6 +84,12 @@ class DecodingEngine:
         timestamps (live), or sample counts at the nominal rate from the segment's first
         timestamp, which keeps a replay faster than real time timed like the recording
         (pseudo-online over LSL).
+    stream_sfreq : float | None
+        Rate of the incoming samples (default ``sfreq``); another rate needs a spec with
+        ``preprocessing.resample``, and windows are then counted at ``sfreq``.
+    adapt : bool
+        Adapt to the user without labels from past windows (``bci live --adapt``; the
+        spec's ``adaptation``); the policy emits nothing during its warm-up.
     """
 
     def __init__(self, decoder: Any, spec: PipelineSpec, classes: Sequence[str],
@@ -164,7 +99,8 @@ class DecodingEngine:
                  on_decision: Callable[[Decision], None] | None = None,
                  mode: str = "live", max_lag: float | None = 0.5,
                  events: EventLog | None = None, clock: Callable[[], float] | None = None,
-                 policy_time: str = "lsl") -> None:
+                 policy_time: str = "lsl", stream_sfreq: float | None = None,
+                 adapt: bool = False) -> None:
         _check_option("mode", mode, ("live", "exhaustive"))
         _check_option("policy_time", policy_time, ("lsl", "samples"))
         self.policy_time = policy_time
@@ -172,7 +108,12 @@ class DecodingEngine:
         # The pipeline's online half: causal filters, window buffer, single-window decode.
         pipeline = Pipeline.from_decoder(spec, decoder, ch_names=channels, sfreq=sfreq,
                                          classes=classes)
-        self.online = pipeline.online(stream_channels, scale=scale)
+        self.online = pipeline.online(stream_channels, scale=scale, sfreq=stream_sfreq,
+                                      adapt=adapt)
+        self.stream_sfreq = self.online.stream_sfreq
+        # Stream samples a window plus the filters' ringing spans (resampling changes it).
+        self._span_in = (self.online.pre.to_stream_samples(self.online.n_window - 1)
+                         + self.online.pre.settle_samples_in)
         self.decoder = decoder
         self.spec = spec
         self.classes = self.online.classes
@@ -192,6 +133,8 @@ class DecodingEngine:
         self.clock = clock or _clock()
         self.stats = EngineStats()
         self._hold = np.zeros(n_in)          # last finite value per channel
+        self._xbuf = np.empty((n_in, 64))    # block in µV, grown to the largest block
+        self._finite = np.empty((n_in, 64), dtype=bool)
         self._since_reset = 0                # samples filtered since the last reset
         self._last_bad: int | None = None    # absolute index of the last non-finite sample
         self._last_bad_before: int | None = None
@@ -240,11 +183,19 @@ class DecodingEngine:
         breaks = {b - block.start for b in block.breaks}
         edges = sorted({0, len(block.data), *breaks})
         decisions: list[Decision] = []
+        # Exhaustive mode decodes every window of a long block: feed it in pieces that
+        # leave each due window in the buffer (live mode decodes only the newest).
+        piece = len(block.data) or 1
+        if self.mode == "exhaustive":
+            spare = self.online.buffer.capacity - self.n_window
+            piece = max(1, int(spare * self.stream_sfreq / self.sfreq))
         for a, b in zip(edges[:-1], edges[1:], strict=True):
             if a in breaks:
                 self.reset("break")
-            decisions.extend(self.process(block.data[a:b], block.start + a,
-                                          block.timestamps[a:b], block.arrivals[a:b]))
+            for lo in range(a, b, piece):
+                hi = min(b, lo + piece)
+                decisions.extend(self.process(block.data[lo:hi], block.start + lo,
+                                              block.timestamps[lo:hi], block.arrivals[lo:hi]))
         return decisions
 
     def process(self, data: np.ndarray, start: int, timestamps: np.ndarray,
@@ -267,16 +218,20 @@ class DecodingEngine:
         n = len(data)
         if n == 0:
             return []
-        x = np.asarray(data, dtype=np.float64).T * self.scale[:, None]
+        x = self._stream_buffer(n)
+        np.multiply(np.asarray(data).T, self.scale[:, None], out=x)
         self._last_bad_before = self._last_bad
         bad_idx = self._fill_nonfinite(x, start)
-        self.online.filter(x)
+        # With a resampler, windows are counted in the pipeline's samples and each maps
+        # back to the stream sample that completed it (positions).
+        positions = self.online.filter(x)
+        n_out = n if positions is None else len(positions)
         if self._anchor is None:
             self._anchor = (start, float(timestamps[0]))
         first_count = self._since_reset + 1      # samples since reset at block sample 0
-        self._since_reset += n
+        self._since_reset += n_out
         self.stats.n_samples += n
-        due = self._due_windows(first_count, n)
+        due = self._due_windows(first_count, n_out)
         if not len(due):
             return []
         if self.mode == "live" and len(due) > 1:
@@ -284,25 +239,31 @@ class DecodingEngine:
             due = due[-1:]
         out = []
         for k in due:
-            d = self._decide(int(k), start, n, timestamps, arrivals, bad_idx)
+            d = self._decide(int(k), start, n_out, timestamps, arrivals, bad_idx, positions)
             if d is not None:
                 out.append(d)
         return out
 
-    def _due_windows(self, first_count: int, n: int) -> np.ndarray:
+    def _stream_buffer(self, n: int) -> np.ndarray:
+        """``(n_stream_channels, n)`` float64 scratch, reused from block to block."""
+        if self._xbuf.shape[1] < n:
+            self._xbuf = np.empty((self._xbuf.shape[0], max(n, 2 * self._xbuf.shape[1])))
+            self._finite = np.empty(self._xbuf.shape, dtype=bool)
+        return self._xbuf[:, :n]
+
+    def _due_windows(self, first_count: int, n: int) -> range:
         # Sample k of the block is sample (first_count + k) since the reset; a window ends
         # there when that count reaches n_window and then every n_step samples.
-        counts = first_count + np.arange(n)
-        ok = counts >= self.n_window
-        ok &= (counts - self.n_window) % self.n_step == 0
-        return np.flatnonzero(ok)
+        count = max(first_count, self.n_window)
+        count += -(count - self.n_window) % self.n_step
+        return range(count - first_count, n, self.n_step)
 
     def _fill_nonfinite(self, x: np.ndarray, start: int) -> np.ndarray:
         """Replace NaN/Inf by the channel's last finite value; return bad sample indices."""
-        finite = np.isfinite(x)
+        finite = np.isfinite(x, out=self._finite[:, :x.shape[1]])
         if finite.all():
-            self._hold = x[:, -1].copy()
-            return np.empty(0, dtype=int)
+            self._hold[:] = x[:, -1]
+            return _NO_BAD
         n = x.shape[1]
         pos = np.where(finite, np.arange(n)[None, :], -1)
         np.maximum.accumulate(pos, axis=1, out=pos)
@@ -322,13 +283,17 @@ class DecodingEngine:
 
     def _window_is_bad(self, end: int, start: int, bad_idx: np.ndarray) -> bool:
         # The window must begin after the last bad sample plus the filters' ringing.
-        earliest = end - (self.n_window - 1) - self.pre.settle_samples
+        earliest = end - self._span_in
         in_block = bad_idx[bad_idx + start <= end]
         last = start + int(in_block[-1]) if len(in_block) else self._last_bad_before
         return last is not None and last >= earliest
 
     def _decide(self, k: int, start: int, n: int, timestamps: np.ndarray,
-                arrivals: np.ndarray, bad_idx: np.ndarray) -> Decision | None:
+                arrivals: np.ndarray, bad_idx: np.ndarray,
+                positions: np.ndarray | None = None) -> Decision | None:
+        offset = n - 1 - k                       # pipeline samples after the window's end
+        if positions is not None:
+            k = int(positions[k])
         end = start + k
         if self._window_is_bad(end, start, bad_idx):
             self.stats.skipped_bad += 1
@@ -338,12 +303,14 @@ class DecodingEngine:
                 self.clock() - arrival > self.max_lag:
             self.stats.skipped_stale += 1
             return None
-        proba = self.online.decode(end_offset=n - 1 - k)
+        proba = self.online.decode(end_offset=offset)
         sample_time = float(timestamps[k])
         command = None
-        if self.policy is not None:
+        # While user adaptation warms up, windows are decoded (and learned from) but the
+        # policy sees none of them: no command from a reference not yet learned.
+        if self.policy is not None and self.online.adaptation_ready:
             policy_t = sample_time if self.policy_time == "lsl" else \
-                self._anchor[1] + (end - self._anchor[0]) / self.sfreq
+                self._anchor[1] + (end - self._anchor[0]) / self.stream_sfreq
             cmd = self.policy.update(proba, sample_time=policy_t, decision_time=self.clock(),
                                      arrival_time=arrival)
             if cmd is not None:
@@ -356,6 +323,7 @@ class DecodingEngine:
         if command is not None:
             self.stats.n_commands += 1
             self.stats.command_latencies_ms.append(command["latency_ms"])
+            self.stats.end_to_end_ms.append((command["decision_time"] - sample_time) * 1000.0)
             if self.on_command is not None:
                 self.on_command(command)
         if self.on_decision is not None:
@@ -368,10 +336,16 @@ class DecodingLoop:
 
     Acquisition writes to the ring and never waits for this thread; this thread reads
     whatever is new, so a slow decoder makes decisions skip ahead instead of lagging.
+
+    ``realtime`` (:class:`~bci_toolkit.session.realtime.RealtimeOptions`) says how the
+    thread runs: math threads pinned (one by default), optional priority and CPUs, and the
+    garbage collector frozen once the loop is warm (re-enabled when it ends).
     """
 
     def __init__(self, engine: DecodingEngine, ring: RingBuffer, *, start_at: int = 0,
-                 poll: float = 0.1) -> None:
+                 poll: float = 0.1, realtime: RealtimeOptions | None = None) -> None:
+        self.realtime = realtime if realtime is not None else RealtimeOptions()
+        self.refused: list[str] = []     # what the OS refused (priority, CPUs)
         self.engine = engine
         self.ring = ring
         self.cursor = start_at
@@ -400,14 +374,19 @@ class DecodingLoop:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
+        options = self.realtime
+        self.refused = options.apply_to_current_thread()
         try:
-            while not self._stop.is_set():
-                if not self.ring.wait(self.cursor, self.poll):
-                    if self.ring.closed:
-                        break
-                    continue
-                block = self.ring.read(self.cursor)
-                self.cursor = block.stop
-                self.engine.process_block(block)
+            with options.thread_limits(), frozen_gc(options.freeze_gc) as freeze:
+                freeze()  # the engine is warm (warm_up) and no window is due yet
+                while not self._stop.is_set():
+                    if not self.ring.wait(self.cursor, self.poll):
+                        if self.ring.closed:
+                            break
+                        continue
+                    block = self.ring.read(self.cursor)
+                    self.cursor = block.stop
+                    if self.engine.process_block(block):
+                        collect_young()  # after a decision: the most time until the next
         except BaseException as exc:  # surfaced to the session, which stops cleanly
             self.error = exc

@@ -24,6 +24,7 @@ from bci_toolkit.errors import BCIError, StreamError
 from bci_toolkit.pipeline.core import Pipeline
 from bci_toolkit.privacy import PrivacyPolicy
 from bci_toolkit.session.decoding import Decision, DecodingEngine, DecodingLoop
+from bci_toolkit.session.realtime import RealtimeOptions
 from bci_toolkit.session.recording import SessionRecorder
 from bci_toolkit.streaming.events import EventLog
 from bci_toolkit.streaming.inlet import EEGInlet, Marker, MarkerInlet
@@ -80,6 +81,15 @@ class SessionSummary:
     record: str | None = None
     error: str | None = None
     events: dict[str, int] = field(default_factory=dict)
+    # Tails, and per command: the window's last sample time → command handed to the sinks
+    # (push → command when the source stamps samples as it pushes them).
+    latency_ms_p999: float | None = None
+    command_latency_ms_p999: float | None = None
+    command_latency_ms_max: float | None = None
+    end_to_end_ms_p50: float | None = None
+    end_to_end_ms_p99: float | None = None
+    end_to_end_ms_p999: float | None = None
+    end_to_end_ms_max: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +109,9 @@ class SessionSummary:
             f"  commands: {self.n_commands} ({cmds})",
             f"  latency (last sample arrival → decision): p50 {ms(self.latency_ms_p50)}, "
             f"p99 {ms(self.latency_ms_p99)}, max {ms(self.latency_ms_max)}",
+            f"  per command, sample time → handed to the sinks: p50 "
+            f"{ms(self.end_to_end_ms_p50)}, p99 {ms(self.end_to_end_ms_p99)}, p99.9 "
+            f"{ms(self.end_to_end_ms_p999)}, max {ms(self.end_to_end_ms_max)}",
             f"  stream: {self.gaps} gaps, {self.reconnects} reconnections, {self.clock_jumps} "
             f"clock jumps, {self.stalls} stalls, {self.nonfinite_samples} NaN/Inf samples",
         ]
@@ -155,6 +168,13 @@ class LiveSession:
         DecodingEngine`); ``samples`` for replays faster than real time.
     meta : dict | None
         Extra fields for ``session.json``.
+    adapt : bool
+        Adapt a model trained on other people to this user without labels (the spec's
+        ``adaptation``; see :class:`~bci_toolkit.session.decoding.DecodingEngine`).
+    realtime : RealtimeOptions | None
+        How the decoding thread runs: math threads, priority, CPUs, frozen GC
+        (:class:`~bci_toolkit.session.realtime.RealtimeOptions`; default: one thread of
+        each, GC frozen, priority and CPUs unchanged).
     """
 
     def __init__(self, artifact: Any, *, stream: StreamSelector,
@@ -164,7 +184,8 @@ class LiveSession:
                  stall_timeout: float = 2.0, reconnect_timeout: float | None = None,
                  allow_unlabelled: bool = False, mode: str = "live",
                  on_decision: Callable[[Decision], None] | None = None,
-                 policy_time: str = "lsl", meta: dict[str, Any] | None = None) -> None:
+                 policy_time: str = "lsl", meta: dict[str, Any] | None = None,
+                 adapt: bool = False, realtime: RealtimeOptions | None = None) -> None:
         self.artifact = artifact.to_artifact() if isinstance(artifact, Pipeline) else artifact
         self.stream = stream
         self.marker_stream = markers
@@ -180,6 +201,8 @@ class LiveSession:
         self.mode = mode
         self.on_decision = on_decision
         self.policy_time = policy_time
+        self.adapt = adapt
+        self.realtime = realtime
         self.meta = dict(meta or {})
         self.events = EventLog()
         self.inlet: EEGInlet | None = None
@@ -219,7 +242,10 @@ class LiveSession:
                                                 timeout=self.timeout,
                                                 on_marker=self._on_marker,
                                                 events=self.events).start()
-            self.inlet = EEGInlet(**self.stream.kwargs(), sfreq=art.sfreq,
+            # A spec that resamples takes any rate its resampler reaches (the engine
+            # checks it and names both rates); otherwise the stream must match the model.
+            resamples = spec.preprocessing.resample is not None
+            self.inlet = EEGInlet(**self.stream.kwargs(), sfreq=None if resamples else art.sfreq,
                                   channels=list(art.ch_names),
                                   allow_unlabelled=self.allow_unlabelled, timeout=self.timeout,
                                   buffer_s=self.buffer_s, stall_timeout=self.stall_timeout,
@@ -232,7 +258,8 @@ class LiveSession:
                 art.decoder, spec, art.classes, art.ch_names, art.sfreq, self.inlet.ch_names,
                 scale=self.inlet.scale, policy=policy, on_command=self._on_command,
                 on_decision=self._on_decision, mode=self.mode, max_lag=self.max_lag,
-                events=self.events, policy_time=self.policy_time)
+                events=self.events, policy_time=self.policy_time,
+                stream_sfreq=self.inlet.description.sfreq, adapt=self.adapt)
             self.engine.warm_up()
             if self.record is not None:
                 self.recorder = SessionRecorder(
@@ -249,7 +276,8 @@ class LiveSession:
                     for record in self._pending_markers:
                         self.recorder.add("markers", record)
                     self._pending_markers.clear()
-            self.loop = DecodingLoop(self.engine, self.inlet.ring).start()
+            self.loop = DecodingLoop(self.engine, self.inlet.ring,
+                                     realtime=self.realtime).start()
         except BaseException:
             self._teardown()
             raise
@@ -386,4 +414,8 @@ class LiveSession:
             acquisition_cpu_fraction=(cpu / wall) if cpu is not None and wall else None,
             record=str(self.record) if self.record is not None else None, error=error,
             events=self.events.counts(),
+            **{k: eng.get(k) for k in (
+                "latency_ms_p999", "command_latency_ms_p999", "command_latency_ms_max",
+                "end_to_end_ms_p50", "end_to_end_ms_p99", "end_to_end_ms_p999",
+                "end_to_end_ms_max")},
         )

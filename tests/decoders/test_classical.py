@@ -33,8 +33,11 @@ def _synthetic(name: str, make_raw):
                            "params": {**spec.decoder.params} | (
                                {"freqs": [10, 13]} if spec.decoder.name == "ssvep_cca" else {})},
                            "preprocessing": {**spec.to_dict()["preprocessing"],
-                                             **({"filterbank": [[9, 11], [12, 14]]}
-                                                if spec.preprocessing.filterbank else {})}}, name)
+                                             **({"filterbank": [[9, 11], [12, 14]],
+                                                 "stimulus_bands": None}
+                                                if spec.preprocessing.filterbank
+                                                or spec.preprocessing.stimulus_bands
+                                                else {})}}, name)
     raw = make_raw(n_trials=30, sfreq=160.0,
                    freqs=(10.0, 13.0) if spec.paradigm == "ssvep" else None)
     data = epoch_recordings([Recording(raw, 1, "0", "0")], spec, ["left", "right"])

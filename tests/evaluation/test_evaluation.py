@@ -54,9 +54,11 @@ def test_bad_training_data_messages():
 
 def test_registry_and_capabilities():
     assert list_protocols() == ["within-session", "cross-session", "cross-subject",
-                                "cross-subject+finetune", "pseudo-online"]
+                                "cross-subject+finetune", "pseudo-online",
+                                "pseudo-online-transfer"]
     caps = {name: get_protocol(name).capabilities for name in list_protocols()}
-    assert [n for n, c in caps.items() if c.supports_permutations] == ["within-session"]
+    assert [n for n, c in caps.items() if c.supports_permutations] == [
+        "within-session", "cross-session", "cross-subject"]
     assert caps["pseudo-online"].fixed_phase == "causal"
     assert caps["cross-subject"].min_subjects == caps["cross-subject+finetune"].min_subjects == 2
     assert all(get_protocol(n).name == n for n in list_protocols())
@@ -64,8 +66,10 @@ def test_registry_and_capabilities():
 
 def test_options_a_protocol_does_not_support_are_refused(data_dir):
     # Refused before any data is read: these configs name no real subject file.
-    with pytest.raises(OptionError, match="protocol 'cross-session' does not compute permutation"):
-        evaluate(_config(data_dir, protocol="cross-session", permutations=5), progress=False)
+    with pytest.raises(OptionError,
+                       match="protocol 'cross-subject\\+finetune' does not compute permutation"):
+        evaluate(_config(data_dir, protocol="cross-subject+finetune", permutations=5),
+                 progress=False)
     with pytest.raises(OptionError, match="runs causal filters only, got 'zero'"):
         evaluate(_config(data_dir, protocol="pseudo-online", phase="zero"), progress=False)
     with pytest.raises(BCIError, match="phase must be one of \\['zero', 'causal'\\], got 'half'"):

@@ -117,6 +117,6 @@ def test_bci_train_needs_exactly_one_source(synthetic_files, tmp_path, capsys):
                         "--file", synthetic_files[0], "--pipeline", "csp_lda",
                         "--out", str(tmp_path / "m"))
     assert code == 2
-    assert err.strip() == ("error: give one of --dataset (with --task), --file (with --events) "
-                           "or --session; got --dataset, --file")
+    assert err.strip() == ("error: give one of --dataset (with --task), --file (with --events), "
+                           "--study or --session; got --dataset, --file")
     assert not (tmp_path / "m").exists()

@@ -91,12 +91,16 @@ def test_negative_permutations(bci, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("protocol", ["cross-session", "cross-subject", "pseudo-online"])
+@pytest.mark.parametrize("protocol", ["cross-subject+finetune", "pseudo-online"])
 def test_permutations_on_a_protocol_without_them(bci, tmp_path, protocol):
     out = tmp_path / "out"
+    from bci_toolkit.evaluation.protocols import get_protocol
+
+    reason = get_protocol(protocol).capabilities.no_permutations_reason
     assert_refused(bci(*EVALUATE, "--out", out, "--permutations", "100", "--protocol", protocol),
                    f"--permutations: protocol {protocol!r} does not compute permutation "
-                   "p-values; use within-session or drop the option")
+                   f"p-values ({reason}); within-session, cross-session and cross-subject do, "
+                   "or drop the option")
     assert not out.exists()
 
 

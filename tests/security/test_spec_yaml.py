@@ -258,8 +258,9 @@ def test_manifest_subject_range_is_bounded(tmp_path):
     ("decoder.name", "mine.yaml: decoder.name: expected a registered decoder name, got 'BBB"),
     ("preprocessing.epoch.tmin", "mine.yaml: preprocessing.epoch.tmin: Input should be a "
                                  "valid number, unable to parse string as a number (got 'BBB"),
-    ("preprocessing.picks", "mine.yaml: preprocessing.picks.literal['eeg']: Input should be "
-                            "'eeg' (got 'BBB"),
+    ("preprocessing.picks", "mine.yaml: preprocessing.picks.literal['eeg','sensorimotor',"
+                            "'occipital']: Input should be 'eeg', 'sensorimotor' or "
+                            "'occipital' (got 'BBB"),
     ("privacy.encrypt", "mine.yaml: privacy.encrypt: expected true or false, got 'BBB"),
     ("privacy.date_mode", "mine.yaml: privacy.date_mode: expected one of shift, fixed, "
                           "got 'BBB"),

@@ -22,9 +22,7 @@ Training recipe (``fit``)
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -51,17 +49,17 @@ from bci_toolkit.decoders.deep import _runtime
 from bci_toolkit.decoders.deep.augment import check_augmentation
 from bci_toolkit.decoders.deep.live import LiveInferenceMixin
 from bci_toolkit.decoders.deep.training import TrainingMixin
+from bci_toolkit.decoders.deep.weights import WeightsMixin, _jsonable
 from bci_toolkit.decoders.torch_runtime import standardise
 from bci_toolkit.errors import ArtifactError, EvaluationError
 
-_WEIGHTS_FILE = "model.safetensors"
 _PREDICT_CHUNK = 256
 _LR_SCHEDULES = ("cosine", "constant")
 _LIVE_RUNTIMES = ("torch", "onnx")
 _ALIGNMENT_SCOPES = ("always", "pooled")
 
 
-class DeepEpochClassifier(TrainingMixin, LiveInferenceMixin, EpochClassifier):
+class DeepEpochClassifier(TrainingMixin, LiveInferenceMixin, WeightsMixin, EpochClassifier):
     """Base class of the ConvNet decoders (see :mod:`bci_toolkit.decoders.deep.models`).
 
     Subclasses set :attr:`module_name` (a braindecode model class), list the constructor
@@ -75,14 +73,32 @@ class DeepEpochClassifier(TrainingMixin, LiveInferenceMixin, EpochClassifier):
     module_name: str = ""
     #: Constructor arguments of the braindecode model taken from this estimator's params.
     arch_params: tuple[str, ...] = ()
+    #: Architecture lengths that can also be given in seconds: braindecode's parameter (in
+    #: samples) → this estimator's ``<name>_s`` parameter. A length in seconds is turned
+    #: into samples at the data's rate, so one spec keeps its kernels' durations on every
+    #: dataset; ``None`` keeps the length in samples (and artifacts saved before seconds
+    #: existed load as they were).
+    seconds_params: dict[str, str] = {}
     #: Whether the model supports cropped (dense) training.
     supports_cropped: bool = False
     #: ``fit`` takes ``groups`` (see :class:`~bci_toolkit.decoders.capabilities.GroupAwareFit`).
     supports_groups: bool = True
 
     # ------------------------------------------------------------------ construction
+    def _length(self, name: str) -> Any:
+        """Architecture parameter ``name``, converted from seconds when given in seconds."""
+        seconds = getattr(self, self.seconds_params[name]) if name in self.seconds_params \
+            else None
+        if seconds is None:
+            return getattr(self, name)
+        rate = getattr(self, "sfreq_", None) or self.sfreq
+        if not rate:
+            raise ValueError(f"{type(self).__name__}: {self.seconds_params[name]} is in seconds "
+                             "but the sampling rate is unknown (sfreq)")
+        return max(1, int(round(float(seconds) * float(rate))))
+
     def _module_kwargs(self, n_times: int) -> dict[str, Any]:
-        return {p: getattr(self, p) for p in self.arch_params}
+        return {p: self._length(p) for p in self.arch_params}
 
     def _after_build(self, module: torch.nn.Module) -> torch.nn.Module:
         return module
@@ -372,111 +388,6 @@ class DeepEpochClassifier(TrainingMixin, LiveInferenceMixin, EpochClassifier):
                 "sfreq": self.sfreq_, "cropped": bool(self.cropped),
                 "kwargs": _jsonable(self._module_kwargs(self.n_times_))}
 
-    def save_weights(self, folder: str | os.PathLike, policy: Any = None) -> dict[str, Any]:
-        """Write ``model.safetensors`` (weights + standardisation) into ``folder``.
-
-        Returns the JSON-able description stored in ``artifact.json["model"]``.
-        """
-        from bci_toolkit.privacy import write_bytes
-
-        check_is_fitted(self, "module_")
-        tensors = {f"module.{k}": v.detach().to("cpu").contiguous().clone()
-                   for k, v in self.module_.state_dict().items()}
-        tensors["scaler.mean"] = torch.from_numpy(np.ascontiguousarray(self.scaler_mean_))
-        tensors["scaler.scale"] = torch.from_numpy(np.ascontiguousarray(self.scaler_scale_))
-        if self.alignment_ is not None:
-            tensors["alignment"] = torch.from_numpy(np.ascontiguousarray(self.alignment_))
-        data, digest = torch_runtime.encode_tensors(
-            tensors, metadata={"format": "pt", "decoder": type(self).__name__})
-        write_bytes(Path(folder) / _WEIGHTS_FILE, data, policy)
-        return {
-            "weights": _WEIGHTS_FILE,
-            "sha256": digest,
-            "architecture": self.architecture(),
-            "classes": [str(c) for c in self.classes_],
-            "ch_names": list(self.ch_names_),
-            "sfreq": self.sfreq_,
-            "n_times": int(self.n_times_),
-            "receptive_field": int(self.receptive_field_),
-            "training": {"n_epochs": int(self.n_epochs_), "best_epoch": self.best_epoch_,
-                         "history": _jsonable(self.history_)},
-            "library_versions": _runtime.library_versions(),
-        }
-
-    def load_weights(self, folder: str | os.PathLike, manifest: dict[str, Any],
-                     policy: Any = None) -> DeepEpochClassifier:
-        """Restore the fitted state written by :meth:`save_weights`."""
-        from bci_toolkit.decoders._artifact_files import (
-            build_checked,
-            load_safetensors,
-            read_member,
-        )
-
-        folder = Path(folder)
-        info = manifest.get("model", {})
-        name = info.get("weights", _WEIGHTS_FILE)
-        # The name comes from artifact.json: it must stay inside the folder, and the file
-        # is read bounded (and only as ciphertext under an encrypting policy).
-        try:
-            data = read_member(folder, name, policy, field="model.weights")
-        except FileNotFoundError:
-            raise ArtifactError(f"{folder / name}: weights file is missing") from None
-        where = folder / name
-        torch_runtime.check_sha256(data, info.get("sha256"), where)
-        tensors = load_safetensors(data, where)
-        arch = info.get("architecture", {})
-        if arch.get("braindecode_class") != self.module_name:
-            raise ArtifactError(f"{where}: weights are for {arch.get('braindecode_class')!r}, "
-                                f"not {self.module_name!r}")
-        ch_names = list(manifest.get("ch_names", info.get("ch_names", [])))
-        classes = list(manifest.get("classes", info.get("classes", [])))
-        if len(ch_names) != arch.get("n_chans") or len(classes) != arch.get("n_outputs"):
-            raise ArtifactError(
-                f"{where}: manifest lists {len(ch_names)} channels and {len(classes)} classes "
-                f"but the weights are for {arch.get('n_chans')} channels and "
-                f"{arch.get('n_outputs')} outputs")
-        n = len(ch_names)
-        wanted = {"scaler.mean": (n,), "scaler.scale": (n,)}
-        if "alignment" in tensors:
-            wanted["alignment"] = (n, n)
-        for key, shape in wanted.items():
-            if key not in tensors or tuple(tensors[key].shape) != shape:
-                raise ArtifactError(f"{where}: tensor {key!r} is missing or not of shape "
-                                    f"{list(shape)}")
-        n_times = int(arch["n_times"])
-        sfreq = manifest.get("sfreq", arch.get("sfreq"))
-        state = {k.removeprefix("module."): v for k, v in tensors.items()
-                 if k.startswith("module.")}
-        # Built on the meta device first: hyper-parameters from the manifest cannot make
-        # it allocate more than the weights file holds.
-        module = build_checked(
-            lambda: self.build_module(len(ch_names), len(classes), n_times, ch_names, sfreq),
-            {k: tuple(v.shape) for k, v in state.items()}, str(where), "architecture")
-        try:
-            module.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            raise ArtifactError(f"{where}: weights do not fit the architecture "
-                                f"({str(exc).splitlines()[0]})") from None
-        self.classes_ = np.asarray(classes)
-        self.n_features_in_ = len(ch_names)
-        self.n_times_ = n_times
-        self.ch_names_ = ch_names
-        self.sfreq_ = None if sfreq is None else float(sfreq)
-        self.scaler_mean_ = tensors["scaler.mean"].numpy().astype(np.float64)
-        self.scaler_scale_ = tensors["scaler.scale"].numpy().astype(np.float64)
-        self.alignment_ = (tensors["alignment"].numpy().astype(np.float64)
-                           if "alignment" in tensors else None)
-        self.receptive_field_ = int(info.get("receptive_field", n_times))
-        training = info.get("training", {})
-        self.history_ = list(training.get("history", []))
-        self.n_epochs_ = int(training.get("n_epochs", len(self.history_)))
-        self.best_epoch_ = training.get("best_epoch")
-        self.device_ = str(torch_runtime.resolve_device(self.device))
-        self.n_threads_ = torch_runtime.resolve_threads(self.n_threads)
-        self.module_ = module
-        self._prepare_inference()
-        return self
-
     def inference_module(self) -> torch.nn.Module:
         """A CPU module mapping raw µV windows to probabilities (for export)."""
         from bci_toolkit.decoders.deep.inference import InferenceModule
@@ -484,11 +395,3 @@ class DeepEpochClassifier(TrainingMixin, LiveInferenceMixin, EpochClassifier):
         check_is_fitted(self, "module_")
         return InferenceModule(self.module_, self.scaler_mean_, self.scaler_scale_,
                                self.alignment_).to("cpu").eval()
-
-
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=lambda o: o.tolist()
-                                 if isinstance(o, np.ndarray) else (
-                                     o.item() if isinstance(o, np.generic) else str(o))))

@@ -6,8 +6,9 @@ dimensions follow braindecode's uniform signature (``n_chans``, ``n_outputs``,
 ``n_times``, ``sfreq``) and are filled from the data by the decoder registry; the
 architecture and training parameters come from the pipeline's ``decoder.params``.
 
-Architecture parameters are in samples, as in braindecode (whose defaults were designed
-for 250 Hz ShallowConvNet/Deep4 and 128 Hz EEGNet).
+Architecture lengths are in samples, as in braindecode (whose defaults were designed
+for 250 Hz ShallowConvNet/Deep4 and 128 Hz EEGNet), or in seconds through the ``<name>_s``
+parameters, which scale with the data's sampling rate.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class ShallowConvNet(DeepEpochClassifier):
     n_filters_time, filter_time_length, n_filters_spat, pool_time_length, pool_time_stride,
     final_conv_length, drop_prob
         braindecode's ``ShallowFBCSPNet`` arguments.
+    filter_time_length_s, pool_time_length_s, pool_time_stride_s : float | None
+        The same lengths in seconds (they then win over the lengths in samples), turned
+        into samples at the data's rate: one spec keeps the kernel durations on any
+        dataset. At 160 Hz, braindecode's 25/75/15 samples are 0.15625/0.46875/0.09375 s.
     cropped : bool
         Cropped (dense) decoding: the network emits one prediction per receptive field
         position and the loss averages them, which multiplies the training signal per trial.
@@ -106,6 +111,9 @@ class ShallowConvNet(DeepEpochClassifier):
     module_name = "ShallowFBCSPNet"
     arch_params = ("n_filters_time", "filter_time_length", "n_filters_spat",
                    "pool_time_length", "pool_time_stride", "final_conv_length", "drop_prob")
+    seconds_params = {"filter_time_length": "filter_time_length_s",
+                      "pool_time_length": "pool_time_length_s",
+                      "pool_time_stride": "pool_time_stride_s"}
     supports_cropped = True
 
     def __init__(self, n_chans: int | None = None, n_outputs: int | None = None,
@@ -114,6 +122,9 @@ class ShallowConvNet(DeepEpochClassifier):
                  n_filters_time: int = 40, filter_time_length: int = 25,
                  n_filters_spat: int = 40, pool_time_length: int = 75,
                  pool_time_stride: int = 15, final_conv_length: int | str = "auto",
+                 filter_time_length_s: float | None = None,
+                 pool_time_length_s: float | None = None,
+                 pool_time_stride_s: float | None = None,
                  drop_prob: float = 0.5, cropped: bool = False,
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
@@ -136,8 +147,8 @@ class ShallowConvNet(DeepEpochClassifier):
             # Receptive field = filter + pool + stride * (final - 1) - 1 samples; aim at
             # half the window so each trial yields many crops.
             target = n_times // 2
-            k = round((target - self.filter_time_length - self.pool_time_length + 1)
-                      / self.pool_time_stride) + 1
+            k = round((target - kwargs["filter_time_length"] - kwargs["pool_time_length"] + 1)
+                      / kwargs["pool_time_stride"]) + 1
             kwargs["final_conv_length"] = max(int(k), 1)
         return kwargs
 
@@ -155,7 +166,10 @@ class Deep4(DeepEpochClassifier):
     n_filters_time, n_filters_spat, filter_time_length, pool_time_length,
     pool_time_stride, n_filters_2, filter_length_2, n_filters_3, filter_length_3,
     n_filters_4, filter_length_4, final_conv_length, drop_prob
-        braindecode's ``Deep4Net`` arguments. Four max-pools of stride
+        braindecode's ``Deep4Net`` arguments. ``filter_time_length_s`` and
+        ``filter_length_2_s``...``filter_length_4_s`` give the convolution lengths in
+        seconds instead (at 160 Hz, braindecode's 10 samples are 0.0625 s); they become
+        samples at the data's rate. Four max-pools of stride
         ``pool_time_stride`` shrink time 81-fold with the defaults; braindecode pads
         short inputs, but windows shorter than about 2 s at 160 Hz leave the last blocks
         with almost nothing to see.
@@ -166,6 +180,10 @@ class Deep4(DeepEpochClassifier):
                    "pool_time_length", "pool_time_stride", "n_filters_2", "filter_length_2",
                    "n_filters_3", "filter_length_3", "n_filters_4", "filter_length_4",
                    "final_conv_length", "drop_prob")
+    seconds_params = {"filter_time_length": "filter_time_length_s",
+                      "filter_length_2": "filter_length_2_s",
+                      "filter_length_3": "filter_length_3_s",
+                      "filter_length_4": "filter_length_4_s"}
     cropped = False
 
     def __init__(self, n_chans: int | None = None, n_outputs: int | None = None,
@@ -176,6 +194,10 @@ class Deep4(DeepEpochClassifier):
                  pool_time_stride: int = 3, n_filters_2: int = 50, filter_length_2: int = 10,
                  n_filters_3: int = 100, filter_length_3: int = 10, n_filters_4: int = 200,
                  filter_length_4: int = 10, final_conv_length: int | str = "auto",
+                 filter_time_length_s: float | None = None,
+                 filter_length_2_s: float | None = None,
+                 filter_length_3_s: float | None = None,
+                 filter_length_4_s: float | None = None,
                  drop_prob: float = 0.5,
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 5e-4, lr_schedule: str = "cosine",
@@ -204,6 +226,10 @@ class EEGNet(DeepEpochClassifier):
         braindecode's ``EEGNet`` arguments (``F2=None`` means ``F1 * D``). Time shrinks by
         ``pool1_kernel_size * pool2_kernel_size`` (32 by default), so windows need at
         least that many samples.
+    kernel_length_s, depthwise_kernel_length_s : float | None
+        The temporal and separable kernel lengths in seconds (they then win over the
+        lengths in samples; the paper's 0.5 s and 0.125 s), turned into samples at the
+        data's rate.
     batch_norm_momentum : float
         PyTorch momentum of the batch-norm running statistics. braindecode's default
         (0.01) mirrors Keras' 0.99 decay, which needs hundreds of updates to settle; a
@@ -215,6 +241,8 @@ class EEGNet(DeepEpochClassifier):
     module_name = "EEGNet"
     arch_params = ("F1", "D", "F2", "kernel_length", "depthwise_kernel_length",
                    "pool1_kernel_size", "pool2_kernel_size", "drop_prob", "batch_norm_momentum")
+    seconds_params = {"kernel_length": "kernel_length_s",
+                      "depthwise_kernel_length": "depthwise_kernel_length_s"}
     cropped = False
 
     def __init__(self, n_chans: int | None = None, n_outputs: int | None = None,
@@ -223,6 +251,8 @@ class EEGNet(DeepEpochClassifier):
                  F1: int = 8, D: int = 2, F2: int | None = None,  # noqa: N803 - paper names
                  kernel_length: int = 64, depthwise_kernel_length: int = 16,
                  pool1_kernel_size: int = 4, pool2_kernel_size: int = 8,
+                 kernel_length_s: float | None = None,
+                 depthwise_kernel_length_s: float | None = None,
                  drop_prob: float = 0.25, batch_norm_momentum: float = 0.1,
                  max_epochs: int = 60, batch_size: int = 16, lr: float = 1e-3,
                  weight_decay: float = 0.0, lr_schedule: str = "cosine",

@@ -331,6 +331,20 @@ class SpikingClassifier(HomeostasisMixin, ClassifierMixin, BaseEstimator):
                 out.append(module(xb, activity).float().cpu().numpy())
         return np.concatenate(out)
 
+    def adapt_normalisation(self, X: Any) -> SpikingClassifier:
+        """Re-learn the input normalisation on unlabelled trials; the network is unchanged.
+
+        Euclidean alignment (when the network was trained on aligned trials) and the
+        per-channel scale are re-estimated on ``X`` (e.g. a new user's first windows), as
+        the ConvNets' ``adapt_normalisation`` does.
+        """
+        check_is_fitted(self, "scale_")
+        X = self._check_X(X)
+        self.alignment_, X = torch_runtime.learn_alignment(
+            X, align=getattr(self, "alignment_", None) is not None)
+        self.scale_ = torch_runtime.channel_scale(_normalise_trials(X) if self.trial_norm else X)
+        return self
+
     def decision_function(self, X: Any) -> np.ndarray:
         """Class scores (readout membranes or output spike counts), (n_trials, n_classes)."""
         check_is_fitted(self, "module_")

@@ -1,29 +1,36 @@
 """Export the fitted ``snn`` decoder to a NIR graph (Neuromorphic Intermediate
-Representation, https://neuroir.org), for neuromorphic hardware and other simulators.
+Representation, https://neuroir.org), for neuromorphic hardware and other simulators, and
+run an exported file in Norse, an independent simulator, through its NIR importer.
 
 The exported graph, one simulation step per EEG sample (``dt = 1 / sfreq``)::
 
-    input      Input      (n_inputs,)    signed send-on-delta events (host-side, see below)
-    conv1      Affine     n_inputs → n_filters; the spatial convolution (kernel 1 sample)
-    lif1.li    LI         tau = dt / (1 - beta), r = 1 / (1 - beta), v_leak = 0
-    lif1.spike Threshold  v_threshold
-    lif1.reset Scale      -v_threshold, fed back into lif1.li (the previous step's spikes)
-    readout    Affine     weights × ref_steps / n_steps, bias / n_steps
-    integrator I          r = 1 / dt: a non-leaky integrator; its state after ``n_steps``
-                          steps is the decoder's class scores
-    output     Output
+    input       Input    (n_inputs,)  signed send-on-delta events (host-side, see below)
+    conv1       Affine   n_inputs → n_filters; the spatial convolution (kernel 1 sample)
+    lif1        CubaLIF  tau_syn = dt / (1 - beta), w_in = 1 / (1 - beta): the synaptic
+                         current is the decoder's membrane; tau_mem = dt, r = 1: the
+                         CubaLIF's own membrane equals that current at every step
+                         (a pass-through), v_threshold = threshold
+    lif1_reset  Linear   diagonal, -threshold: the previous step's spikes fed back
+                         into lif1, reset by subtraction
+    readout     Affine   weights × ref_steps / n_steps, bias / n_steps
+    output      Output   the class scores are the sum of the output over n_steps steps
 
-With forward-Euler integration at ``dt`` the ``LI`` → ``Threshold`` loop with its
-subtractive feedback is exactly the decoder's neuron (snnTorch's ``Leaky`` with reset by
-subtraction, :mod:`~bci_toolkit.decoders.spiking.neurons`)::
+With forward Euler at ``dt`` (synaptic current first, then the membrane from the new
+current, as Norse integrates) this is exactly the decoder's neuron (snnTorch's ``Leaky``
+with reset by subtraction, :mod:`~bci_toolkit.decoders.spiking.neurons`)::
 
     U[t] = beta U[t-1] + I[t] - threshold S[t-1],   S[t] = U[t] > threshold
 
-NIR's own ``LIF`` node resets to a value instead of subtracting the threshold, so it is
-not used. The encoding stage (channel alignment, per-trial normalisation, send-on-delta
-coding with one threshold per channel) is stateful quantisation, not a NIR node: it runs
-on the host, and every value it needs is in the graph's metadata (``bci_toolkit`` JSON,
-``alignment`` array). :func:`host_input` runs it.
+``U`` is the CubaLIF's synaptic current. NIR's neurons reset *to* ``v_reset``; with
+``tau_mem = dt`` the CubaLIF membrane keeps nothing from one step to the next, so the
+value reset is harmless and the subtraction is carried by ``lif1_reset``. Only node
+types that Norse's importer maps (``Affine``, ``Linear``, ``CubaLIF``) are used; the
+class-score sum over the window is a counter per class on the host.
+
+The encoding stage (channel alignment, per-trial normalisation, send-on-delta coding with
+one threshold per channel) is stateful quantisation, not a NIR node: it runs on the host,
+and every value it needs is in the graph's metadata (``bci_toolkit`` JSON, ``alignment``
+array). :func:`host_input` runs it.
 
 Only the network shape of the shipped ``snn`` pipelines is exported: one spatial layer
 (``kernel1_s = 0``, ``n_filters2 = 0``) and the ``membrane`` readout. Temporal kernels,
@@ -35,6 +42,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +52,9 @@ import numpy as np
 from bci_toolkit.errors import ArtifactError
 
 #: Node types :func:`read_nir` accepts (the ones :func:`to_nir` writes).
-SUPPORTED_NODES = ("Input", "Output", "Affine", "LI", "Threshold", "Scale", "I")
-__all__ = ["SUPPORTED_NODES", "export_nir", "host_input", "read_nir", "to_nir"]
+SUPPORTED_NODES = ("Input", "Output", "Affine", "Linear", "CubaLIF")
+__all__ = ["SUPPORTED_NODES", "NorseRun", "export_nir", "host_input", "read_nir", "run_norse",
+           "to_nir"]
 
 
 def _decoder_of(obj: Any, policy: Any = None) -> tuple[Any, list[str] | None, str]:
@@ -99,31 +109,30 @@ def to_nir(decoder_or_artifact: Any, policy: Any = None) -> Any:
           else np.zeros(w1.shape[0])).astype(f32)
     beta = module.lif1.beta.detach().cpu().clamp(0.0, 1.0).numpy().astype(np.float64)
     if np.any(beta >= 1.0):
-        raise ArtifactError(f"{what}: a membrane decay reached 1 (no leak): NIR's LI node "
-                            f"cannot express an infinite time constant")
+        raise ArtifactError(f"{what}: a membrane decay reached 1 (no leak): a CubaLIF "
+                            f"synapse cannot express an infinite time constant")
     threshold = float(module.lif1.threshold)
     n = w1.shape[0]
     gain = float(module.scale.ref_steps) / n_steps
     wr = (module.readout.weight.detach().cpu().numpy() * gain).astype(f32)
     br = (module.scale.bias.detach().cpu().numpy() / n_steps).astype(f32)
+    zeros = np.zeros(n, dtype=f32)
     nodes = {
         "input": nir.Input(input_type={"input": np.array([w1.shape[1]])}),
         "conv1": nir.Affine(weight=w1, bias=b1),
-        "lif1.li": nir.LI(tau=(dt / (1.0 - beta)).astype(f32), r=(1.0 / (1.0 - beta)).astype(f32),
-                          v_leak=np.zeros(n, dtype=f32)),
-        "lif1.spike": nir.Threshold(threshold=np.full(n, threshold, dtype=f32)),
-        "lif1.reset": nir.Scale(scale=np.full(n, -threshold, dtype=f32)),
+        "lif1": nir.CubaLIF(tau_syn=(dt / (1.0 - beta)).astype(f32), tau_mem=np.full(n, dt, f32),
+                            r=np.ones(n, f32), v_leak=zeros, v_threshold=np.full(n, threshold, f32),
+                            v_reset=zeros, w_in=(1.0 / (1.0 - beta)).astype(f32)),
+        "lif1_reset": nir.Linear(weight=np.diag(np.full(n, -threshold, f32))),
         "readout": nir.Affine(weight=wr, bias=br),
-        "integrator": nir.I(r=np.full(wr.shape[0], 1.0 / dt, dtype=f32)),
         "output": nir.Output(output_type={"output": np.array([wr.shape[0]])}),
     }
-    edges = [("input", "conv1"), ("conv1", "lif1.li"), ("lif1.li", "lif1.spike"),
-             ("lif1.spike", "lif1.reset"), ("lif1.reset", "lif1.li"),
-             ("lif1.spike", "readout"), ("readout", "integrator"), ("integrator", "output")]
+    edges = [("input", "conv1"), ("conv1", "lif1"), ("lif1", "lif1_reset"),
+             ("lif1_reset", "lif1"), ("lif1", "readout"), ("readout", "output")]
     host = {
         "producer": "bci_toolkit", "dt": dt, "sfreq": float(decoder.sfreq), "n_steps": n_steps,
         "classes": [str(c) for c in decoder.classes_],
-        "ch_names": ch_names, "scores": "integrator state after n_steps steps",
+        "ch_names": ch_names, "scores": "sum of the output over n_steps steps",
         "encoding": decoder.encoding, "polarity": decoder.polarity,
         "trial_norm": bool(decoder.trial_norm),
         "delta_threshold": (float(decoder.delta_threshold) * decoder.scale_).tolist(),
@@ -233,3 +242,62 @@ def host_input(graph: Any, X: np.ndarray) -> np.ndarray:
         n = X.shape[1]
         spikes = spikes[:, :n] - spikes[:, n:]
     return spikes.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class NorseRun:
+    """What :func:`run_norse` measured on a batch of windows."""
+
+    scores: np.ndarray  #: (n_trials, n_classes): the output summed over the steps
+    spikes: np.ndarray  #: (n_trials, n_neurons, n_steps): ``lif1`` spikes
+    membrane: np.ndarray  #: (n_trials, n_neurons, n_steps): ``lif1`` synaptic current
+
+
+def run_norse(graph: Any, inputs: np.ndarray) -> NorseRun:
+    """Run a graph written by :func:`to_nir` in Norse, imported by ``norse.torch.from_nir``.
+
+    An independent simulator re-reads the file: Norse maps each NIR node to its own
+    modules and nirtorch executes the graph step by step (the feedback edge carries the
+    previous step's spikes). Norse's defaults are kept (reset to ``v_reset``), only ``dt``
+    comes from the metadata.
+
+    Parameters
+    ----------
+    graph : nir.NIRGraph
+        From :func:`read_nir` or :func:`to_nir`.
+    inputs : ndarray, shape (n_trials, n_inputs, n_steps)
+        From :func:`host_input`.
+    """
+    try:
+        import norse.torch as norse
+    except ImportError:
+        raise ArtifactError("running a NIR graph in Norse needs the norse package "
+                            "(pip install norse==1.1.0)") from None
+    import torch
+
+    for name, node in graph.nodes.items():  # Norse maps unknown nodes to None, silently
+        if type(node).__name__ not in SUPPORTED_NODES:
+            raise ArtifactError(f"NIR graph: node {str(name)[:80]!r} of type "
+                                f"{type(node).__name__!r} cannot run here; supported: "
+                                f"{', '.join(SUPPORTED_NODES)}")
+    try:
+        dt = float(json.loads(graph.metadata["bci_toolkit"])["dt"])
+    except (KeyError, TypeError, ValueError):
+        raise ArtifactError("NIR graph: no bci_toolkit metadata with the time step dt "
+                            "(not written by export_nir)") from None
+    with warnings.catch_warnings():  # nirtorch.load, which Norse 1.1 calls, is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        model = norse.from_nir(graph, dt=dt)
+    x = torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
+    state = None
+    scores = 0.0
+    spikes, membrane = [], []
+    with torch.inference_mode():
+        for t in range(x.shape[-1]):
+            out, state = model(x[:, :, t], state)
+            scores = scores + out
+            spikes.append(state.cache["lif1"])
+            membrane.append(state.state["lif1"][0][0].v)
+    return NorseRun(scores=np.asarray(scores, dtype=np.float64),
+                    spikes=torch.stack(spikes, dim=-1).numpy(),
+                    membrane=torch.stack(membrane, dim=-1).numpy())

@@ -11,14 +11,20 @@ The fold helpers are re-exported here for existing imports; they live in
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from bci_toolkit._checks import _check_name
 from bci_toolkit.evaluation.protocols.base import Capabilities, Protocol
-from bci_toolkit.pipeline.scoring import (
-    check_trainable,
-    leave_one_group_out,
-    within_session_splits,
-)
+
+# Re-exported on first use: checking a protocol name must not import scikit-learn.
+_SCORING = ("check_trainable", "leave_one_group_out", "within_session_splits")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SCORING:
+        return getattr(importlib.import_module("bci_toolkit.pipeline.scoring"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["PROTOCOLS", "Capabilities", "Protocol", "check_protocol", "check_trainable",
            "get_protocol", "leave_one_group_out", "list_protocols", "within_session_splits"]
@@ -30,6 +36,7 @@ _REGISTRY: dict[str, str] = {
     "cross-subject": "bci_toolkit.evaluation.protocols.cross_subject:CrossSubject",
     "cross-subject+finetune": "bci_toolkit.evaluation.protocols.finetune:CrossSubjectFinetune",
     "pseudo-online": "bci_toolkit.evaluation.protocols.pseudo_online:PseudoOnline",
+    "pseudo-online-transfer": "bci_toolkit.evaluation.protocols.pseudo_online_transfer:PseudoOnlineTransfer",
 }
 
 #: Names of the protocols, in the order help texts list them.

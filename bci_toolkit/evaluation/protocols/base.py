@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from bci_toolkit.pipeline.source import DataSource
     from bci_toolkit.preprocessing.offline import EpochsData
 
-__all__ = ["Capabilities", "PerSubjectProtocol", "Protocol", "sort_rows", "spatial_patterns",
-           "subject_epochs"]
+__all__ = ["Capabilities", "PerSubjectProtocol", "Protocol", "permutation_refusal", "sort_rows",
+           "spatial_patterns", "subject_epochs"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Capabilities:
     """
 
     supports_permutations: bool = False
+    #: Why not, when ``supports_permutations`` is False (the one-line refusal says it).
+    no_permutations_reason: str = "it has no label-permutation scheme"
     uses_folds: bool = False
     min_subjects: int = 1
     fixed_phase: str | None = None
@@ -68,8 +70,7 @@ class Protocol(ABC):
         """
         caps = self.capabilities
         if config.permutations and not caps.supports_permutations:
-            raise OptionError(f"--permutations: protocol {self.name!r} does not compute "
-                              "permutation p-values; use within-session or drop the option")
+            raise OptionError(permutation_refusal(self.name, caps))
         if config.permutations < 0:
             raise OptionError(f"--permutations must be 0 or more, got {config.permutations}")
         if config.n_folds < 2:
@@ -102,13 +103,16 @@ class PerSubjectProtocol(Protocol):
 
     def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
             *, progress: bool = True) -> EvaluationResult:
+        from bci_toolkit.evaluation.cache import cached_cells
         from bci_toolkit.evaluation.config import EvaluationResult
         from bci_toolkit.evaluation.runner import Runner
 
         self.check(source, pipelines, config)
-        rows: list[dict[str, Any]] = []
-        patterns: dict[str, Any] = {}
-        jobs = [(type(self), source, pipelines, config, s) for s in source.subjects]
+        # Cells already in the result cache are read back; only the others run.
+        rows, patterns, todo = cached_cells(config, source, self.name, pipelines,
+                                            source.subjects)
+        jobs = [(type(self), source, todo_pipelines, config, s)
+                for s, todo_pipelines in todo]
         with Runner(config.n_jobs, config.scheduler, progress) as runner:
             for job_rows, job_patterns in runner.map(_subject_job, jobs, desc=self.name):
                 rows.extend(job_rows)
@@ -143,7 +147,18 @@ def _subject_job(protocol: type[PerSubjectProtocol], source: DataSource,
         entry = spatial_patterns(pipeline, fitted, data, classes)
         if entry is not None:
             patterns[pipeline.name] = entry
+        if config.cache is not None:  # as each pipeline ends: a kill loses only cells in flight
+            config.cache.store(config.cache.key(source=source, protocol=protocol.name,
+                                                subject=subject, pipeline=pipeline,
+                                                config=config), pipeline_rows, entry)
     return rows, patterns
+
+
+def permutation_refusal(name: str, caps: Capabilities) -> str:
+    """The one-line refusal of ``--permutations`` by protocol ``name``."""
+    return (f"--permutations: protocol {name!r} does not compute permutation p-values "
+            f"({caps.no_permutations_reason}); within-session, cross-session and cross-subject "
+            "do, or drop the option")
 
 
 def subject_epochs(source: DataSource, pipelines: Sequence[Pipeline], subject: int

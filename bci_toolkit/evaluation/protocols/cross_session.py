@@ -34,7 +34,7 @@ class CrossSession(PerSubjectProtocol):
 
     name = "cross-session"
     summary = "hold out each session (or run) of each subject"
-    capabilities = Capabilities()
+    capabilities = Capabilities(supports_permutations=True)
 
     @classmethod
     def score_pipeline(cls, source: DataSource, pipeline: Pipeline, data: EpochsData,
@@ -49,7 +49,7 @@ class CrossSession(PerSubjectProtocol):
                 f"{where}: cross-session needs at least two sessions or runs; found "
                 f"{np.unique(groups).tolist()}"
             )
-        rows: list[dict[str, Any]] = []
+        rows: list[ResultRow] = []
         for held_out, tr, te in leave_one_group_out(groups):
             train, test = subset(data, tr), subset(data, te)
             check_trainable(train.y, f"{where} (training without {held_out})")
@@ -58,5 +58,31 @@ class CrossSession(PerSubjectProtocol):
                 source=source, pipeline=pipeline, protocol=cls.name, subject=subject,
                 session=str(held_out), folds=[fold], y=test.y, classes=classes, data=test,
                 seed=config.seed, n_train_trials=len(train.y),
-                **decision_cost_fields(fold["_pipeline"], test)).to_dict())
-        return rows, fold["_pipeline"]
+                **decision_cost_fields(fold["_pipeline"], test)))
+        if config.permutations:
+            _permutation_p_values(rows, pipeline, data, groups, classes, config)
+        return [r.to_dict() for r in rows], fold["_pipeline"]
+
+
+def _permutation_p_values(rows: list[ResultRow], pipeline: Pipeline, data: EpochsData,
+                          groups: np.ndarray, classes: list[str],
+                          config: EvaluationConfig) -> None:
+    """Each row's ``p_value``: the subject's labels permuted (seeded) ``config.permutations``
+    times, every held-out group scored again; ``(k + 1) / (n + 1)``."""
+    from bci_toolkit.pipeline.scoring import primary_metric
+
+    metric = primary_metric(len(classes))
+    rng = np.random.default_rng(config.seed)
+    null: dict[str, list[float]] = {r.session: [] for r in rows}
+    for _ in range(config.permutations):
+        y_perm = rng.permutation(data.y)
+        permuted = type(data)(data.X, y_perm, data.meta, data.ch_names, data.sfreq, data.info)
+        for held_out, tr, te in leave_one_group_out(groups):
+            if len(np.unique(y_perm[tr])) < 2:
+                continue  # a permutation leaving one class in training says nothing
+            fold = fit_and_score(pipeline, subset(permuted, tr), subset(permuted, te), classes)
+            if fold[metric] is not None:
+                null[str(held_out)].append(fold[metric])
+    for row in rows:
+        scores = np.asarray(null[row.session])
+        row.p_value = float((np.sum(scores >= row.score) + 1) / (len(scores) + 1))

@@ -35,21 +35,25 @@ class CrossSubject(Protocol):
 
     name = "cross-subject"
     summary = "leave one subject out, no calibration data"
-    capabilities = Capabilities(min_subjects=2)
+    capabilities = Capabilities(min_subjects=2, supports_permutations=True)
 
     def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
             *, progress: bool = True) -> EvaluationResult:
+        from bci_toolkit.evaluation.cache import cached_cells
         from bci_toolkit.evaluation.config import EvaluationResult
         from bci_toolkit.evaluation.runner import Runner
 
         self.check(source, pipelines, config)
-        rows: list[dict[str, Any]] = []
-        with Runner(config.n_jobs, config.scheduler, progress) as runner:
-            data = load_subjects(runner, source, pipelines)
-            for job_rows in runner.map(
-                    _held_out_job, [(source, pipelines, config, s, data) for s in source.subjects],
-                    desc=self.name):
-                rows.extend(job_rows)
+        # A held-out subject's cell depends on the whole training pool: it is in the key.
+        rows, _, todo = cached_cells(config, source, self.name, pipelines, source.subjects,
+                                     pool=source.subjects)
+        if todo:
+            with Runner(config.n_jobs, config.scheduler, progress) as runner:
+                data = load_subjects(runner, source, pipelines)
+                for job_rows in runner.map(
+                        _held_out_job, [(source, todo_pipelines, config, s, data)
+                                        for s, todo_pipelines in todo], desc=self.name):
+                    rows.extend(job_rows)
         return EvaluationResult(rows=sort_rows(rows, pipelines))
 
 
@@ -75,9 +79,45 @@ def _held_out_job(source: DataSource, pipelines: Sequence[Pipeline], config: Eva
         test = data[held_out][key]
         check_trainable(train.y, f"{source.name} cross-subject training without {held_out}")
         fold = fit_and_score(pipeline, train, test, classes)
-        rows.append(ResultRow.from_folds(
+        row = ResultRow.from_folds(
             source=source, pipeline=pipeline, protocol=CrossSubject.name, subject=held_out,
             session="all", folds=[fold], y=test.y, classes=classes, data=test,
             seed=config.seed, n_train_trials=len(train.y),
-            **decision_cost_fields(fold["_pipeline"], test)).to_dict())
+            **decision_cost_fields(fold["_pipeline"], test))
+        if config.permutations:
+            row.p_value = _permutation_p_value(pipeline, data, key, held_out, classes, config,
+                                               row.score)
+        rows.append(row.to_dict())
+        if config.cache is not None:
+            config.cache.store(config.cache.key(
+                source=source, protocol=CrossSubject.name, subject=held_out, pipeline=pipeline,
+                config=config, pool=list(data)), [rows[-1]], None)
     return rows
+
+
+def _permutation_p_value(pipeline: Pipeline, data: dict[int, dict[str, EpochsData]], key: str,
+                         held_out: int, classes: list[str], config: EvaluationConfig,
+                         observed: float | None) -> float:
+    """Labels permuted within every subject (seeded by permutation and subject, so every
+    held-out job sees the same permutations), the pooled model trained and scored again;
+    ``(k + 1) / (n + 1)``."""
+    import zlib
+
+    import numpy as np
+
+    from bci_toolkit.pipeline.scoring import primary_metric
+
+    metric = primary_metric(len(classes))
+    null = []
+    for k in range(config.permutations):
+        permuted = {}
+        for s, by_key in data.items():
+            d = by_key[key]
+            y = np.random.default_rng([config.seed, k, zlib.crc32(str(s).encode())]
+                                      ).permutation(d.y)
+            permuted[s] = type(d)(d.X, y, d.meta, d.ch_names, d.sfreq, d.info)
+        train = concat_epochs([permuted[s] for s in permuted if s != held_out])
+        fold = fit_and_score(pipeline, train, permuted[held_out], classes)
+        if fold[metric] is not None:
+            null.append(fold[metric])
+    return float((np.sum(np.asarray(null) >= observed) + 1) / (len(null) + 1))

@@ -53,7 +53,10 @@ class CrossSubjectFinetune(Protocol):
 
     name = "cross-subject+finetune"
     summary = "pre-train on the other subjects, fine-tune on the subject's training folds"
-    capabilities = Capabilities(uses_folds=True, min_subjects=2)
+    capabilities = Capabilities(
+        uses_folds=True, min_subjects=2,
+        no_permutations_reason="each permutation would pre-train on every other subject and "
+                               "fine-tune again; use cross-subject for a permutation test")
 
     def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
             *, progress: bool = True) -> EvaluationResult:
@@ -68,13 +71,18 @@ class CrossSubjectFinetune(Protocol):
         if unknown:
             raise EvaluationError(f"held_out: subjects {unknown} are not among the data's "
                                   f"subjects {list(source.subjects)}")
-        rows: list[dict[str, Any]] = []
-        with Runner(config.n_jobs, config.scheduler, progress) as runner:
-            data = load_subjects(runner, source, pipelines)
-            for job_rows in runner.map(
-                    _held_out_job, [(source, pipelines, config, s, data) for s in held_out],
-                    desc=self.name):
-                rows.extend(job_rows)
+        from bci_toolkit.evaluation.cache import cached_cells
+
+        # Pre-training pools every other subject: the pool is in each cell's key.
+        rows, _, todo = cached_cells(config, source, self.name, pipelines, held_out,
+                                     pool=source.subjects)
+        if todo:
+            with Runner(config.n_jobs, config.scheduler, progress) as runner:
+                data = load_subjects(runner, source, pipelines)
+                for job_rows in runner.map(
+                        _held_out_job, [(source, todo_pipelines, config, s, data)
+                                        for s, todo_pipelines in todo], desc=self.name):
+                    rows.extend(job_rows)
         return EvaluationResult(rows=sort_rows(rows, pipelines))
 
 
@@ -139,4 +147,9 @@ def _held_out_job(source: DataSource, pipelines: Sequence[Pipeline], config: Eva
                 pretrain_time_s=pretrain_s, pretrained_score=pre["score"],
                 pretrained_score_std=pre["score_std"], pretrained_accuracy=pre["accuracy"],
                 pretrained_confusion_matrix=pre["confusion_matrix"]).to_dict())
+        if config.cache is not None:
+            config.cache.store(config.cache.key(
+                source=source, protocol=CrossSubjectFinetune.name, subject=subject,
+                pipeline=pipeline, config=config, pool=list(data)),
+                [r for r in rows if r["pipeline"] == pipeline.name], None)
     return rows

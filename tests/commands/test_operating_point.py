@@ -1,0 +1,147 @@
+"""Operating points: commands scored as a user feels them, and the policy chosen for a budget.
+
+The scoring rules are checked on an exact cue timeline; the fast replay, the choice and
+the refusal on per-window probabilities of real EEGMMIDB S007 streamed through a real
+rest-aware decoder's online twin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bci_toolkit.commands.operating_point import (
+    DEFAULT_GRID,
+    OperatingPointError,
+    PolicyGrid,
+    RunCues,
+    choose_operating_point,
+    count_commands,
+    describe_operating_point,
+    fast_commands,
+    policy_commands,
+    score_policy,
+    tradeoff_curve,
+    wolpaw_bits,
+)
+from bci_toolkit.spec import PolicySpec
+
+SFREQ = 100.0
+
+
+def _cues() -> RunCues:
+    # 60 s run, 2-s windows; control cues at 10 s (left) and 30 s (right), 4 s long, and a
+    # cued rest trial at 45 s.
+    return RunCues(sfreq=SFREQ, n_times=6000, n_window=201,
+                   onsets=np.array([1000, 3000, 4500]), durations=np.array([400, 400, 400]),
+                   labels=np.array(["left", "right", "rest"]))
+
+
+def test_commands_are_hits_wrong_or_false_activations():
+    cues = _cues()
+    half = 100  # (n_window - 1) // 2: a command is placed at its window's centre
+    ends = [1000 + 300 + half,   # centre in the left cue, 3 s after onset: hit
+            1000 + 350 + half,   # same cue, right class: wrong
+            3000 + 50 + half,    # right cue, wrong class first: wrong, cue not hit after it
+            3000 + 390 + half,   # right cue, correct but the cue was answered: neutral
+            2000 + half,         # centre in rest between cues: false activation
+            4500 + 100 + half]   # centre in a cued rest trial: false activation
+    labels = ["left", "right", "left", "right", "left", "right"]
+    s = count_commands(cues, ends, labels, rest_class="rest", hit_within=4.0)
+    assert (s.hits, s.wrong, s.false, s.n_commands, s.n_cues) == (1, 2, 2, 6, 2)
+    assert s.tpr == 0.5 and s.latencies_s == [pytest.approx(4.0)]
+    # Rest: window centres from 1 s to 59 s outside the two control cues (8 s).
+    assert s.rest_minutes == pytest.approx((5800 - 800) / SFREQ / 60)
+    assert s.false_per_min == pytest.approx(2 / s.rest_minutes)
+    assert s.wrong_per_min == pytest.approx(2 / (5800 / SFREQ / 60))
+    # A correct first command later than hit_within is not a hit.
+    late = count_commands(cues, [1000 + 399 + half], ["left"], rest_class="rest",
+                          hit_within=3.0)
+    assert (late.hits, late.wrong, late.false) == (0, 0, 0)
+
+
+def test_wolpaw_bits_and_itr():
+    assert wolpaw_bits(2, 1.0) == 1.0 and wolpaw_bits(2, 0.5) == 0.0
+    assert wolpaw_bits(4, 0.2) == 0.0
+    assert wolpaw_bits(3, 0.8) == pytest.approx(
+        np.log2(3) + 0.8 * np.log2(0.8) + 0.2 * np.log2(0.1))
+    s = count_commands(_cues(), [1400], ["left"], rest_class="rest", hit_within=4.0)
+    # One cue of two answered over 58 s of decoding: P = 0.5 of 2 classes is chance.
+    assert s.itr_bits_per_min == 0.0
+
+
+@pytest.fixture(scope="module")
+def s007_traces(s007):
+    """Held-out traces of real S007: ts_lr_rest fitted on two runs, the third streamed."""
+    from bci_toolkit.pipeline import Pipeline
+    from bci_toolkit.pipeline.operating_point import calibration_traces, window_trace
+
+    classes = ["rest", "left", "right"]
+    pipeline = Pipeline.from_spec("ts_lr_rest", causal=True)
+    calibration = calibration_traces(pipeline, s007[1:], classes, where="S007 R08+R12")
+    fitted = pipeline.fresh().fit(pipeline.epochs(s007[1:], classes), classes=classes)
+    held_out = window_trace(fitted, s007[0].raw, classes)
+    return calibration, held_out, pipeline.effective_spec.policy
+
+
+def test_fast_replay_is_the_decision_policy(s007_traces):
+    """The calibration grid's vectorised replay emits exactly what DecisionPolicy emits."""
+    _, trace, policy = s007_traces
+    assert len(trace.ends) == (trace.cues.n_times - trace.cues.n_window) // 16 + 1
+    n = 0
+    for smoothing in ("mean", "ema", "none"):
+        base = policy.model_copy(update={"smoothing": smoothing})
+        grid = PolicyGrid(thresholds=(0.4, 0.6, 0.8, 0.95), dwells=(0.0, 0.5, 1.3),
+                          refractories=(1.0, 3.0))
+        for candidate in grid.candidates(base):
+            expected = policy_commands(trace, candidate)
+            assert fast_commands(trace, candidate) == expected, candidate
+            n += len(expected[0])
+    assert n > 100  # the comparison covered many commands
+
+
+def test_operating_point_meets_the_budget_and_says_what_to_expect(s007_traces):
+    calibration, held_out, policy = s007_traces
+    point = choose_operating_point(calibration, policy, 1.0)
+    # The budget holds with one false activation more than the held-out runs showed.
+    assert (point.expected_false_per_min * point.rest_minutes + 1) / point.rest_minutes <= 1.0
+    assert point.max_false_per_min == 1.0 and point.rest_minutes > 1.5
+    assert point.n_candidates == len(list(DEFAULT_GRID.candidates(policy)))
+    chosen = point.apply(policy)
+    again = score_policy(calibration, chosen)
+    assert again.false_per_min == pytest.approx(point.expected_false_per_min)
+    assert again.tpr == pytest.approx(point.expected_tpr)
+    # No other candidate within the budget answers more cues.
+    for candidate in DEFAULT_GRID.candidates(policy):
+        s = score_policy(calibration, candidate)
+        if (s.false + 1) / s.rest_minutes <= 1.0:
+            assert s.tpr <= point.expected_tpr + 1e-12
+    # S007 is a good subject: the rest-aware decoder answers cues within the budget.
+    assert point.expected_tpr >= 0.3
+    line = describe_operating_point(point)
+    assert "threshold" in line and "TPR" in line and "\n" not in line
+    # On the unseen run, the curve over thresholds trades false activations for hits.
+    curve = tradeoff_curve([held_out], chosen)
+    assert [p["threshold"] for p in curve] == list(DEFAULT_GRID.thresholds)
+    assert curve[0]["false_per_min"] >= curve[-1]["false_per_min"]
+    assert curve[0]["tpr"] >= curve[-1]["tpr"]
+
+
+def test_a_budget_no_policy_meets_is_refused_with_the_best_rate(s007_traces):
+    calibration, _, policy = s007_traces
+    # Without dwell, refractory period or a high threshold the rest-aware decoder still
+    # fires during rest; a budget far below that is refused, never silently exceeded.
+    loose = PolicyGrid(thresholds=(0.4,), dwells=(0.0,), refractories=(1.0,))
+    s = score_policy(calibration, next(iter(loose.candidates(policy))))
+    best = (s.false + 1) / s.rest_minutes
+    assert s.false >= 2
+    with pytest.raises(OperatingPointError, match=r"best achievable is \d+\.\d\d/min") as info:
+        choose_operating_point(calibration, policy, best / 2, grid=loose, where="S007")
+    assert f"{best:.2f}/min" in str(info.value) and "\n" not in str(info.value)
+    # Too little rest cannot support a low rate, even with no false activation at all.
+    short = calibration[0]
+    assert 0.4 < score_policy([short], policy).rest_minutes < 1.1
+    with pytest.raises(OperatingPointError, match="record more rest"):
+        choose_operating_point([short], policy, 0.5)
+    with pytest.raises(OperatingPointError, match="budget > 0"):
+        choose_operating_point(calibration, PolicySpec(), None)

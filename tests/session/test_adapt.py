@@ -1,0 +1,120 @@
+"""``bci live --adapt``: a model trained on other people, adapted to a new user without
+labels, over real loopback LSL.
+
+TS+LR is trained on EEGMMIDB S001 + S002; S007's run R08 is replayed as an LSL stream into
+a live session. The pooled model decides every S007 trial for the same class (its decision
+boundary sits elsewhere for this user); re-centring from the running mean of past windows
+moves S007 onto the training scale, and the adapted session decides more trials right.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from bci_toolkit.pipeline import Pipeline
+from bci_toolkit.spec import get_spec, parse_spec
+
+CLASSES = ["left", "right"]
+WARMUP_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def pretrained(data_dir):
+    """TS+LR trained on S001 + S002: as is, and with each subject re-centred."""
+    from bci_toolkit.datasets import get_dataset
+
+    ds = get_dataset("eegbci", str(data_dir))
+    recordings = ds.load(1, "left_right") + ds.load(2, "left_right")
+    plain = Pipeline.from_spec("ts_lr", causal=True)
+    train = plain.epochs(recordings, CLASSES)
+    plain.fit(train, classes=CLASSES)
+    data = get_spec("ts_lr").to_dict()
+    data["adaptation"].update(recentre="riemann", warmup=WARMUP_S)
+    adaptive = Pipeline(parse_spec(data, "ts_lr-recentred"), phase="causal")
+    adaptive.fit(train, classes=CLASSES)
+    return plain, adaptive
+
+
+def _live(model: Pipeline, raw, *, adapt: bool) -> list:
+    """Every decision of a live session fed ``raw`` over LSL (10 x real time)."""
+    from bci_toolkit.session.live import LiveSession, StreamSelector
+    from bci_toolkit.streaming.replay import Replayer
+
+    name = f"bcitest-adapt-{uuid.uuid4().hex[:8]}"
+    replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
+                                 dtype="float32")
+    decisions: list = []
+    session = LiveSession(model, stream=StreamSelector(name=name), record=None,
+                          buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
+                          mode="exhaustive", on_decision=decisions.append, stall_timeout=5.0,
+                          policy_time="samples", adapt=adapt)
+    try:
+        session.start()
+        replayer.start()
+        assert replayer.done.wait(120)
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline and not (
+                session.inlet.n_samples >= replayer.n_pushed
+                and session.loop.cursor >= session.inlet.ring.total):
+            time.sleep(0.05)
+        summary = session.stop("replay finished")
+    finally:
+        session.stop("replay finished")
+        replayer.close()
+    assert summary.n_samples == raw.n_times and summary.dropped_samples == 0
+    return decisions
+
+
+def _trial_accuracy(decisions: list, raw, spec, after_s: float) -> tuple[float, int]:
+    """Accuracy of the windows ending where each cue's epoch ends (cues after ``after_s``)."""
+    sfreq = raw.info["sfreq"]
+    ends = np.array([d.index for d in decisions])
+    correct = total = 0
+    for onset, label in zip(raw.annotations.onset, raw.annotations.description, strict=True):
+        if label not in CLASSES or onset < after_s:
+            continue
+        target = int(round((onset + spec.preprocessing.epoch.tmax) * sfreq))
+        k = int(np.argmin(np.abs(ends - target)))
+        if abs(ends[k] - target) <= 8:
+            total += 1
+            correct += decisions[k].label == label
+    return correct / total, total
+
+
+@pytest.mark.slow
+def test_adapted_session_decides_a_new_user_better_than_the_pooled_model(s007, pretrained):
+    plain, adaptive = pretrained
+    raw = s007[1].raw  # R08
+    unadapted = _live(plain, raw, adapt=False)
+    adapted = _live(adaptive, raw, adapt=True)
+    acc_plain, n = _trial_accuracy(unadapted, raw, plain.spec, WARMUP_S)
+    acc_adapted, n2 = _trial_accuracy(adapted, raw, adaptive.spec, WARMUP_S)
+    assert n == n2 >= 12
+    assert acc_adapted > acc_plain + 0.1, (acc_plain, acc_adapted)
+    # No command while the running reference warms up, and commands after it.
+    first_window_s = adaptive.spec.window_length
+    early = [d for d in adapted if d.index / raw.info["sfreq"] < first_window_s + WARMUP_S - 0.2]
+    assert early and all(d.command is None for d in early)
+    assert any(d.command is not None for d in adapted)
+
+
+def test_adapt_with_a_model_that_cannot_adapt_names_the_decoder(pretrained, tmp_path,
+                                                                data_dir):
+    from bci_toolkit.privacy import PrivacyPolicy
+
+    plain, _ = pretrained
+    folder = plain.save(tmp_path / "ts_lr_pooled", policy=PrivacyPolicy())
+    proc = subprocess.run(
+        [sys.executable, "-m", "bci_toolkit.cli.main", "live", "--model", str(folder),
+         "--adapt", "--stream", "nothing-here", "--no-record"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    assert "--adapt: decoder 'ts_lr' cannot adapt without labels" in lines[0]
