@@ -94,7 +94,8 @@ with connect(sys.argv[1].replace("http", "ws") + "ws") as ws:
 
 
 def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
-                     phases: tuple[str, ...] = ("closed", "open", "closed", "open")) -> dict:
+                     phases: tuple[str, ...] = ("closed", "open", "closed", "open"),
+                     priority: int | None = None) -> dict:
     from bci_toolkit.monitor.app import start_monitor
     from bci_toolkit.monitor.process import MonitorProcess
     from bci_toolkit.session.live import LiveSession, StreamSelector
@@ -116,8 +117,13 @@ def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
         if publish is not None:
             publish(d)
 
+    from bci_toolkit.session.realtime import RealtimeOptions
+
+    # `bci live --priority N`: on a machine that also renders the page, the decoding
+    # thread's nice value decides who waits when both want the same core.
     session = LiveSession(pipeline, stream=StreamSelector(name), timeout=30,
-                          on_decision=on_decision, meta={})
+                          on_decision=on_decision, meta={},
+                          realtime=RealtimeOptions(priority=priority))
     try:
         session.start()
         time.sleep(5.0)
@@ -202,6 +208,8 @@ def main() -> None:
                              "no rendering) | open (Chromium) | open-inprocess (Chromium, "
                              "monitor in the decoding process), in order")
     parser.add_argument("--skip-fps", action="store_true")
+    parser.add_argument("--priority", type=int, default=None,
+                        help="nice value of the decoding thread (bci live --priority)")
     args = parser.parse_args()
     data_dir = setup_env()
     os.environ.setdefault("BCI_LIVE_THREADS", "1")
@@ -210,7 +218,7 @@ def main() -> None:
     driver = _browser()
     try:
         lat = latency_overhead(pipeline, data_dir, args.phase_s, driver,
-                               tuple(args.phases.split(",")))
+                               tuple(args.phases.split(",")), args.priority)
         fps = [] if args.skip_fps else [frame_rate(raw, rate, args.fps_s, driver)
                                         for rate in (160.0, 1000.0)]
     finally:
