@@ -40,13 +40,18 @@ def apply_alignment(matrix: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 def align_groups(X: np.ndarray, groups: Any) -> np.ndarray:
     """Each group's trials aligned to that group's own Euclidean reference."""
+    return per_group(X, groups, lambda part: apply_alignment(euclidean_reference(part), part))
+
+
+def per_group(X: np.ndarray, groups: Any, transform: Any) -> np.ndarray:
+    """``transform`` applied to each group's trials on their own (one reference per subject)."""
     groups = np.asarray(groups)
     if len(groups) != len(X):
         raise ValueError(f"groups has {len(groups)} entries; X has {len(X)} trials")
     out = np.empty_like(X)
     for g in np.unique(groups):
         mask = groups == g
-        out[mask] = apply_alignment(euclidean_reference(X[mask]), X[mask])
+        out[mask] = transform(X[mask])
     return out
 
 

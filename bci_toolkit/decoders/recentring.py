@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bci_toolkit._checks import _check_option
+from bci_toolkit.decoders.alignment import per_group
 
 __all__ = ["METRICS", "OnlineNormalisation", "OnlineRecentring", "check_can_adapt",
            "make_adapter", "mean_of", "recentre",
@@ -82,15 +83,8 @@ def recentre(X: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def recentre_groups(X: np.ndarray, groups: Any, metric: str = "riemann") -> np.ndarray:
     """Each group's trials re-centred by that group's own mean covariance."""
-    X = np.asarray(X, dtype=np.float64)
-    groups = np.asarray(groups)
-    if len(groups) != len(X):
-        raise ValueError(f"groups has {len(groups)} entries; X has {len(X)} trials")
-    out = np.empty_like(X)
-    for g in np.unique(groups):
-        mask = groups == g
-        out[mask] = recentre(X[mask], recentring_matrix(window_covariances(X[mask]), metric))
-    return out
+    return per_group(np.asarray(X, dtype=np.float64), groups, lambda part: recentre(
+        part, recentring_matrix(window_covariances(part), metric)))
 
 
 class OnlineRecentring:

@@ -39,22 +39,32 @@ class CrossSubject(Protocol):
 
     def run(self, source: DataSource, pipelines: Sequence[Pipeline], config: EvaluationConfig,
             *, progress: bool = True) -> EvaluationResult:
-        from bci_toolkit.evaluation.cache import cached_cells
         from bci_toolkit.evaluation.config import EvaluationResult
-        from bci_toolkit.evaluation.runner import Runner
 
         self.check(source, pipelines, config)
-        # A held-out subject's cell depends on the whole training pool: it is in the key.
-        rows, _, todo = cached_cells(config, source, self.name, pipelines, source.subjects,
-                                     pool=source.subjects)
-        if todo:
-            with Runner(config.n_jobs, config.scheduler, progress) as runner:
-                data = load_subjects(runner, source, pipelines)
-                for job_rows in runner.map(
-                        _held_out_job, [(source, todo_pipelines, config, s, data)
-                                        for s, todo_pipelines in todo], desc=self.name):
-                    rows.extend(job_rows)
+        rows = held_out_rows(self.name, _held_out_job, source, pipelines, config,
+                             source.subjects, progress)
         return EvaluationResult(rows=sort_rows(rows, pipelines))
+
+
+def held_out_rows(name: str, job: Any, source: DataSource, pipelines: Sequence[Pipeline],
+                  config: EvaluationConfig, held_out: Sequence[int], progress: bool
+                  ) -> list[ResultRow]:
+    """Rows of ``job(source, pipelines, config, subject, data)`` for each held-out subject,
+    cached cells first: only the (subject, pipelines) cells not yet cached are computed."""
+    from bci_toolkit.evaluation.cache import cached_cells
+    from bci_toolkit.evaluation.runner import Runner
+
+    # A held-out subject's cell depends on the whole training pool: it is in the key.
+    rows, _, todo = cached_cells(config, source, name, pipelines, held_out,
+                                 pool=source.subjects)
+    if todo:
+        with Runner(config.n_jobs, config.scheduler, progress) as runner:
+            data = load_subjects(runner, source, pipelines)
+            for job_rows in runner.map(job, [(source, todo_pipelines, config, s, data)
+                                             for s, todo_pipelines in todo], desc=name):
+                rows.extend(job_rows)
+    return rows
 
 
 def load_subjects(runner: Any, source: DataSource, pipelines: Sequence[Pipeline]

@@ -62,8 +62,7 @@ class CrossSubjectFinetune(Protocol):
             *, progress: bool = True) -> EvaluationResult:
         from bci_toolkit.errors import EvaluationError
         from bci_toolkit.evaluation.config import EvaluationResult
-        from bci_toolkit.evaluation.protocols.cross_subject import load_subjects
-        from bci_toolkit.evaluation.runner import Runner
+        from bci_toolkit.evaluation.protocols.cross_subject import held_out_rows
 
         self.check(source, pipelines, config)
         held_out = list(config.held_out) if config.held_out else list(source.subjects)
@@ -71,18 +70,9 @@ class CrossSubjectFinetune(Protocol):
         if unknown:
             raise EvaluationError(f"held_out: subjects {unknown} are not among the data's "
                                   f"subjects {list(source.subjects)}")
-        from bci_toolkit.evaluation.cache import cached_cells
-
         # Pre-training pools every other subject: the pool is in each cell's key.
-        rows, _, todo = cached_cells(config, source, self.name, pipelines, held_out,
-                                     pool=source.subjects)
-        if todo:
-            with Runner(config.n_jobs, config.scheduler, progress) as runner:
-                data = load_subjects(runner, source, pipelines)
-                for job_rows in runner.map(
-                        _held_out_job, [(source, todo_pipelines, config, s, data)
-                                        for s, todo_pipelines in todo], desc=self.name):
-                    rows.extend(job_rows)
+        rows = held_out_rows(self.name, _held_out_job, source, pipelines, config, held_out,
+                             progress)
         return EvaluationResult(rows=sort_rows(rows, pipelines))
 
 
