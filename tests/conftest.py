@@ -104,3 +104,37 @@ def wait_until():
         return True
 
     return wait
+
+
+@pytest.fixture
+def replay_into_session():
+    """``replay(model, raw, prefix, adapt=False) -> (decisions, summary)``: ``raw`` replayed
+    over real loopback LSL at 10x into an exhaustive live session, drained to its end."""
+    from bci_toolkit.session.live import LiveSession, StreamSelector
+    from bci_toolkit.streaming.replay import Replayer
+
+    def replay(model, raw, prefix: str, *, adapt: bool = False):
+        name = f"bcitest-{prefix}-{uuid.uuid4().hex[:8]}"
+        replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
+                                     dtype="float32")
+        decisions: list = []
+        session = LiveSession(model, stream=StreamSelector(name=name), record=None,
+                              buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
+                              mode="exhaustive", on_decision=decisions.append,
+                              stall_timeout=5.0, policy_time="samples", adapt=adapt)
+        try:
+            session.start()
+            replayer.start()
+            assert replayer.done.wait(120)
+            deadline = time.perf_counter() + 60
+            while time.perf_counter() < deadline and not (
+                    session.inlet.n_samples >= replayer.n_pushed
+                    and session.loop.cursor >= session.inlet.ring.total):
+                time.sleep(0.05)
+            summary = session.stop("replay finished")
+        finally:
+            session.stop("replay finished")
+            replayer.close()
+        return decisions, summary
+
+    return replay

@@ -10,9 +10,6 @@ filters have settled (the minimum-phase anti-alias filter delays the 8-32 Hz ban
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import numpy as np
 import pytest
 
@@ -125,33 +122,11 @@ def test_a_rate_the_resampler_cannot_reach_names_both_rates(model):
 
 
 @pytest.mark.slow
-def test_a_1000_hz_lsl_stream_into_a_160_hz_model(s007, model, one_blas_thread):
+def test_a_1000_hz_lsl_stream_into_a_160_hz_model(s007, model, one_blas_thread,
+                                                 replay_into_session):
     """Real LSL on loopback: a 1000 Hz amplifier, a model trained at 160 Hz."""
-    from bci_toolkit.session.live import LiveSession, StreamSelector
-    from bci_toolkit.streaming.replay import Replayer
-
     raw = _at_rate(s007[0].raw, 1000.0)
-    name = f"bcitest-rate-{uuid.uuid4().hex[:8]}"
-    replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
-                                 dtype="float32")
-    decisions: list = []
-    session = LiveSession(model, stream=StreamSelector(name=name), record=None,
-                          buffer_s=raw.n_times / 1000.0 + 10.0, max_lag=None,
-                          mode="exhaustive", on_decision=decisions.append,
-                          stall_timeout=5.0, policy_time="samples")
-    try:
-        session.start()
-        replayer.start()
-        assert replayer.done.wait(60)
-        deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline and not (
-                session.inlet.n_samples >= replayer.n_pushed
-                and session.loop.cursor >= session.inlet.ring.total):
-            time.sleep(0.05)
-        summary = session.stop("replay finished")
-    finally:
-        session.stop("replay finished")
-        replayer.close()
+    decisions, summary = replay_into_session(model, raw, "rate")
     assert summary.n_samples == raw.n_times and summary.dropped_samples == 0
     native = _engine_labels(model, s007[0].raw.copy().crop(0, 60.0))
     assert _agreement(native, decisions) >= 0.95

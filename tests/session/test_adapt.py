@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-import uuid
 
 import numpy as np
 import pytest
@@ -41,32 +39,9 @@ def pretrained(data_dir):
     return plain, adaptive
 
 
-def _live(model: Pipeline, raw, *, adapt: bool) -> list:
+def _live(replay, model: Pipeline, raw, *, adapt: bool) -> list:
     """Every decision of a live session fed ``raw`` over LSL (10 x real time)."""
-    from bci_toolkit.session.live import LiveSession, StreamSelector
-    from bci_toolkit.streaming.replay import Replayer
-
-    name = f"bcitest-adapt-{uuid.uuid4().hex[:8]}"
-    replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
-                                 dtype="float32")
-    decisions: list = []
-    session = LiveSession(model, stream=StreamSelector(name=name), record=None,
-                          buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
-                          mode="exhaustive", on_decision=decisions.append, stall_timeout=5.0,
-                          policy_time="samples", adapt=adapt)
-    try:
-        session.start()
-        replayer.start()
-        assert replayer.done.wait(120)
-        deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline and not (
-                session.inlet.n_samples >= replayer.n_pushed
-                and session.loop.cursor >= session.inlet.ring.total):
-            time.sleep(0.05)
-        summary = session.stop("replay finished")
-    finally:
-        session.stop("replay finished")
-        replayer.close()
+    decisions, summary = replay(model, raw, "adapt", adapt=adapt)
     assert summary.n_samples == raw.n_times and summary.dropped_samples == 0
     return decisions
 
@@ -88,11 +63,12 @@ def _trial_accuracy(decisions: list, raw, spec, after_s: float) -> tuple[float, 
 
 
 @pytest.mark.slow
-def test_adapted_session_decides_a_new_user_better_than_the_pooled_model(s007, pretrained):
+def test_adapted_session_decides_a_new_user_better_than_the_pooled_model(s007, pretrained,
+                                                                        replay_into_session):
     plain, adaptive = pretrained
     raw = s007[1].raw  # R08
-    unadapted = _live(plain, raw, adapt=False)
-    adapted = _live(adaptive, raw, adapt=True)
+    unadapted = _live(replay_into_session, plain, raw, adapt=False)
+    adapted = _live(replay_into_session, adaptive, raw, adapt=True)
     acc_plain, n = _trial_accuracy(unadapted, raw, plain.spec, WARMUP_S)
     acc_adapted, n2 = _trial_accuracy(adapted, raw, adaptive.spec, WARMUP_S)
     assert n == n2 >= 12
