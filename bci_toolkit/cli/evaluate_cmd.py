@@ -188,7 +188,8 @@ def register(app: typer.Typer) -> None:
                                       help="Comma-separated shipped pipeline names or YAML paths."),
         protocol: str = typer.Option("within-session", "--protocol",
                                      help="within-session | cross-session | cross-subject | "
-                                          "cross-subject+finetune | pseudo-online"),
+                                          "cross-subject+finetune | pseudo-online | "
+                                          "pseudo-online-transfer"),
         phase: str = typer.Option(None, "--phase",
                                   help="Filter phase to score: zero (zero-phase, as in the "
                                        "literature) or causal (what runs live). Default: the "
