@@ -13,10 +13,12 @@ numbered 1..N in label order. :meth:`BidsLayout.label` gives the label back.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bci_toolkit.bounded import read_file_bounded
 from bci_toolkit.datasets.base import Recording
 from bci_toolkit.errors import DataError, UnknownNameError
 from bci_toolkit.untrusted import short_repr, short_text
@@ -30,6 +32,8 @@ BIDS_PREFIX = "bids:"
 EEG_EXTENSIONS = (".edf", ".bdf", ".vhdr", ".set")
 #: Most recordings a BIDS root may list (bounds the work a hostile folder can cause).
 MAX_RECORDINGS = 100_000
+# An events table of a long recording is a few MB; more is not an events table.
+MAX_EVENTS_BYTES = 64 * 2**20
 
 
 def is_bids_name(name: str | None) -> bool:
@@ -192,11 +196,15 @@ class BidsLayout:
                 events = p.copy().update(suffix="events", extension=".tsv").fpath
                 if not events.is_file():
                     continue
-                with open(events, newline="", encoding="utf-8") as fh:
-                    for row in csv.DictReader(fh, delimiter="\t"):
-                        value = row.get("trial_type")
-                        if value and value != "n/a":
-                            seen.add(value)
+                # A sidecar of someone else's dataset: read bounded, regular files only.
+                try:
+                    text = read_file_bounded(events, MAX_EVENTS_BYTES).decode("utf-8-sig")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise DataError(f"{events}: cannot read the events table ({exc})") from None
+                for row in csv.DictReader(io.StringIO(text), delimiter="\t"):
+                    value = row.get("trial_type")
+                    if value and value != "n/a":
+                        seen.add(value)
         return sorted(seen)
 
     def recordings(self, subject: int, events: dict[str, str] | None = None) -> list[Recording]:

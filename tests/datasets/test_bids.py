@@ -119,3 +119,17 @@ def test_not_a_folder(tmp_path):
         check_bids_root(tmp_path / "nowhere")
     with pytest.raises(DataError, match="missing .*dataset_description.json"):
         BidsLayout(tmp_path)
+
+
+def test_events_table_from_elsewhere_is_read_bounded(bids_root, tmp_path):
+    # A huge events.tsv (sparse: no disk used) is refused in one line, before it is read.
+    root = tmp_path / "copy"
+    shutil.copytree(bids_root, root)
+    events = next(root.glob("sub-*/ses-*/eeg/*_events.tsv"))
+    with open(events, "r+b") as fh:
+        fh.truncate(65 * 2**20)
+    with pytest.raises(DataError) as info:
+        BidsLayout(root).trial_types()
+    message = str(info.value)
+    assert "\n" not in message and "cannot read the events table" in message
+    assert "(over 67108864 bytes)" in message
