@@ -145,8 +145,14 @@ def test_close_does_not_wait_forever_for_a_stalled_client(make_command):
     sink = make_sink("ws://127.0.0.1:0?queue=4")
     with connect(sink.url, max_queue=1, close_timeout=0.5) as stalled:
         assert sink.wait_for_clients(1)
-        for i in range(120):
+        # One command at a time, each given a moment to leave: sent in one burst, the
+        # sink would keep only the newest 4, and those fit in the kernel's buffers. Paced,
+        # every command is sent until the buffers are full and the client's queue of 4
+        # overflows; only then is the client provably stalled.
+        for i in range(400):
             sink.send(make_command(i, pad=pad))
+            if not sink.flush(0.05) and sink.stats.dropped > 0:
+                break
         assert not sink.flush(0.2)  # the client is stuck: the queue cannot drain
         sink.close()  # bounded by the server's close timeout, not by the client
         assert sink.closed and sink.n_clients == 0
