@@ -199,6 +199,47 @@ class PolicySpec(_Strict):
                               "which a correct command counts as a true positive.")
 
 
+class SupervisedAdaptationSpec(_Strict):
+    """Updating the classifier from cued trials during a feedback session (off by default).
+
+    With a marker stream, each cue mapped to a class labels the window that ends ``tmax``
+    seconds after it (the training epoch's end, the live window's length), and the
+    classifier on the decoder's features learns from it once its samples have arrived:
+    adaptive LDA (Vidaurre et al. 2011) or a logistic regression re-fitted around its
+    trained weights. ``supervised: true`` turns it on with these defaults.
+    """
+
+    enabled: bool = Field(False, description="Learn from cued trials when a marker stream "
+                          "is given (bci live --markers).")
+    events: dict[str, str] | None = Field(
+        None, description="Marker value -> class; null: the spec's events, and every class "
+        "name stands for itself. Other marker values are ignored and counted.")
+    tmax: float | None = Field(None, ge=-60.0, le=60.0, description="Seconds after the cue "
+                               "where the labelled window ends; null: preprocessing.epoch.tmax.")
+    forgetting: float = Field(0.05, gt=0.0, lt=1.0, description="Weight of the newest "
+                              "labelled trial (LDA's update coefficient; logistic regression: "
+                              "each older trial's weight shrinks by this factor per trial).")
+    prior_weight: float = Field(1.0, ge=0.0, le=1e6, description="Logistic regression: pull "
+                                "towards the trained weights (L2 around them, 1/C units).")
+    max_trials: int = Field(100, ge=1, le=10000, description="Labelled trials kept for the "
+                            "logistic regression re-fit (the oldest go first).")
+    max_pending: int = Field(64, ge=1, le=1000, description="Cues waiting for their window "
+                             "(a decoder that lags behind the markers holds several); the "
+                             "oldest beyond it are dropped and counted (a flood of markers).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # ``supervised: true`` / ``false``; parameters without ``enabled`` turn it on.
+        if isinstance(v, bool):
+            return {"enabled": v}
+        if v is None:
+            return {}
+        if isinstance(v, dict) and v and "enabled" not in v:
+            return {**v, "enabled": True}
+        return v
+
+
 class AdaptationSpec(_Strict):
     """Adapting a model trained on other people to a new user (``bci live --adapt``)."""
 
@@ -211,6 +252,7 @@ class AdaptationSpec(_Strict):
                           "reference learns from before the policy may emit a command.")
     memory: float | None = Field(None, gt=0.0, description="Seconds of past windows the running "
                                  "reference weighs; null: every window since the start.")
+    supervised: SupervisedAdaptationSpec = SupervisedAdaptationSpec()
 
 
 class PipelineSpec(_Strict):

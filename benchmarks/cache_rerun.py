@@ -13,7 +13,6 @@ wrote the same scores.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 from _common import ROOT, setup_env
+
+from bci_toolkit.evaluation.outputs import read_results
 
 
 def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -35,7 +36,7 @@ def _run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def _scores(out: Path) -> list[tuple]:
-    rows = json.loads((out / "results.json").read_text())
+    rows = read_results(out).rows
     return [(r["subject"], r["session"], r["pipeline"], r["score"]) for r in rows]
 
 

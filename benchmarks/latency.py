@@ -29,7 +29,12 @@ ONNX graph (the shipped live runtime); the spiking decoder has one path (see
 Run::
 
     .venv/bin/python benchmarks/latency.py [--duration 25] [--configs csp_lda@160x64,...]
-        [--loads quiet,busy]
+        [--loads quiet,busy] [--rt-priority N] [--priority NICE]
+
+``--rt-priority`` runs the session's decoding thread ``SCHED_FIFO`` (needs
+``CAP_SYS_NICE`` or an ``rtprio`` limit), ``--priority`` gives it a nice value; every row
+says how the OS schedules the decoding and LSL pull threads (so a refusal shows). The
+amplifier stand-in, the clients and the competing load keep the normal scheduler.
 
 Figures depend on the machine's load (the load average is printed with every row).
 Decoders are fitted here on S007 runs 8 and 12; the ConvNet and the spiking decoder train
@@ -239,7 +244,8 @@ def _stats(values) -> list[float]:
     return [_pct(v, 50), _pct(v, 99), _pct(v, 99.9), float(v.max()) if len(v) else np.nan]
 
 
-def measure(name: str, sfreq: float, n_channels: int, seconds: float, prepared) -> dict:
+def measure(name: str, sfreq: float, n_channels: int, seconds: float, prepared,
+            realtime=None) -> dict:
     pipeline, stream, names = prepared
     tag = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,7 +259,7 @@ def measure(name: str, sfreq: float, n_channels: int, seconds: float, prepared) 
                                 out], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
             return _run(name, sfreq, n_channels, seconds, pipeline, amp, cli, tag, go, jsonl,
-                        out)
+                        out, realtime)
         finally:
             for proc in (amp, cli):
                 if proc.poll() is None:
@@ -262,7 +268,7 @@ def measure(name: str, sfreq: float, n_channels: int, seconds: float, prepared) 
 
 
 def _run(name: str, sfreq: float, n_channels: int, seconds: float, pipeline, amp, cli,
-         tag: str, go: str, jsonl: str, out: str) -> dict:
+         tag: str, go: str, jsonl: str, out: str, realtime=None) -> dict:
     from bci_toolkit.session import LiveSession, StreamSelector
 
     port = int(cli.stdout.readline())
@@ -270,8 +276,9 @@ def _run(name: str, sfreq: float, n_channels: int, seconds: float, pipeline, amp
     session = LiveSession(pipeline, stream=StreamSelector(name=f"bci-lat-{tag}"),
                           timeout=60, buffer_s=seconds + 20, on_decision=decisions.append,
                           sinks=[f"lsl:bci-cmd-{tag}", f"udp://127.0.0.1:{port}",
-                                 "ws://127.0.0.1:0", f"jsonl:{jsonl}"])
+                                 "ws://127.0.0.1:0", f"jsonl:{jsonl}"], realtime=realtime)
     session.start()
+    scheduling = _scheduling(session)
     online = session.engine.online
     path_names, fns = _paths(online)
     tags: list[int] = []
@@ -314,7 +321,20 @@ def _run(name: str, sfreq: float, n_channels: int, seconds: float, pipeline, amp
     return {"pipeline": name, "sfreq": sfreq, "channels": n_channels, "load": load,
             "floor": _stats(floor), "paths": rows, "windows": summary.n_windows,
             "skipped": summary.skipped_late + summary.skipped_stale,
-            "lost": pushed - summary.n_samples}
+            "lost": pushed - summary.n_samples, "scheduling": scheduling}
+
+
+def _scheduling(session) -> str:
+    """How the OS schedules the decoding and pull threads, read back from it."""
+    out = []
+    for what, tid in (("decoder", session.loop.native_id),
+                      ("pull", session.inlet.native_id)):
+        policy = os.sched_getscheduler(tid)
+        if policy == os.SCHED_FIFO:
+            out.append(f"{what} SCHED_FIFO {os.sched_getparam(tid).sched_priority}")
+        else:
+            out.append(f"{what} normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}")
+    return "; ".join(out)
 
 
 def _busy(n: int) -> list[subprocess.Popen]:
@@ -329,6 +349,7 @@ def report(r: dict, busy: bool) -> None:
     where = "busy" if busy else "quiet"
     print(f"\n{r['pipeline']} {r['sfreq']:g} Hz x {r['channels']} ch, {where} (load average "
           f"{r['load']:.1f}), {r['windows']} windows, {r['skipped']} skipped, {r['lost']} lost")
+    print(f"  scheduling: {r['scheduling']}")
     print(f"  {'LSL floor':22} p50/p99/p99.9/max {_fmt(r['floor'])} ms")
     for p in r["paths"]:
         e2e = "  ".join(f"{s} {_fmt(p['e2e'][s])}" for s in SINKS)
@@ -362,15 +383,24 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help="PIPELINE@RATExCHANNELS, comma-separated.")
     parser.add_argument("--loads", default="quiet,busy")
+    parser.add_argument("--rt-priority", type=int, default=None,
+                        help="SCHED_FIFO priority (1-99) of the session's decoding thread "
+                             "(default: the normal scheduler).")
+    parser.add_argument("--priority", type=int, default=None,
+                        help="Nice value of the decoding thread (-20..19).")
     args = parser.parse_args()
     setup_env()
+    from bci_toolkit.session.realtime import RealtimeOptions
+
+    realtime = RealtimeOptions(priority=args.priority, rt_priority=args.rt_priority)
     import mne_lsl.lsl as lsl
 
     t0 = time.monotonic()
     print(f"liblsl {lsl.library_version()}, {os.cpu_count()} CPUs, load average at start "
           f"{os.getloadavg()[0]:.1f} (other work may share this machine); {args.duration:g} s "
           "of stream per configuration and load; 10 ms chunks; one command per window; "
-          "times in ms as p50/p99/p99.9/max")
+          f"times in ms as p50/p99/p99.9/max; asked: rt_priority {args.rt_priority}, "
+          f"priority {args.priority}")
     for config in args.configs.split(","):
         name, _, shape = config.strip().partition("@")
         rate, _, chans = shape.partition("x")
@@ -379,7 +409,7 @@ def main() -> None:
             busy = load.strip() == "busy"
             hogs = _busy(os.cpu_count() or 1) if busy else []
             try:
-                r = measure(name, float(rate), int(chans), args.duration, prepared)
+                r = measure(name, float(rate), int(chans), args.duration, prepared, realtime)
             finally:
                 for h in hogs:
                     h.kill()

@@ -19,6 +19,14 @@ Run::
 
     .venv/bin/python benchmarks/monitor_overhead.py [--phase-s 20] [--fps-s 12]
         [--phases closed,open,open-inprocess,closed,open,open-inprocess]
+        [--rt-priority N] [--cpu K]
+
+``--rt-priority N`` runs the decoding thread (and the LSL pull thread) under SCHED_FIFO at
+priority N, as ``bci live --rt-priority N`` does on a lab machine (docs/latency.md, "On a lab machine"); it is not
+the default configuration, and the figures it gives must be reported as such. ``--cpu K``
+pins the decoding thread to CPU K (``bci live --cpu K``) and Chromium, the monitor's child
+process and the replay to the other CPUs: the documented lab set-up where the page has a
+core of its own.
 
 The load average is printed beside the figures: this machine is shared, and Chromium and
 the decoder compete for the same cores.
@@ -51,6 +59,28 @@ def _browser():
                 "--window-size=1500,1100"):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def _pin_tree(pid: int, cpus: set[int]) -> None:
+    """Pin a process and its descendants (Chromium's zygote forks later renderers from
+    itself, so they inherit the mask)."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for p in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error, OSError):
+                for t in p.threads():
+                    with contextlib.suppress(OSError):
+                        os.sched_setaffinity(t.id, cpus)
+
+
+def _realtime(priority: int | None, rt_priority: int | None, cpu: int | None):
+    """The decoding thread's options, as ``bci live --priority/--rt-priority/--cpu``."""
+    from bci_toolkit.session.realtime import RealtimeOptions
+
+    return RealtimeOptions(priority=priority, rt_priority=rt_priority,
+                           cpus=None if cpu is None else [cpu])
 
 
 def _chromium_cpu(driver) -> float:
@@ -95,7 +125,8 @@ with connect(sys.argv[1].replace("http", "ws") + "ws") as ws:
 
 def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
                      phases: tuple[str, ...] = ("closed", "open", "closed", "open"),
-                     priority: int | None = None) -> dict:
+                     priority: int | None = None, rt_priority: int | None = None,
+                     cpu: int | None = None) -> dict:
     from bci_toolkit.monitor.app import start_monitor
     from bci_toolkit.monitor.process import MonitorProcess
     from bci_toolkit.session.live import LiveSession, StreamSelector
@@ -106,9 +137,14 @@ def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
                                "--dataset", "eegbci", "--subject", "7", "--runs", "4",
                                "--name", name, "--loop"], env=env,
                               stderr=subprocess.DEVNULL)
+    others = None if cpu is None else set(range(os.cpu_count() or 1)) - {cpu}
+    if others:
+        _pin_tree(replay.pid, others)
     latencies: dict[str, list[float]] = {label: [] for label in phases}
     phase = {"name": "warm-up"}
     holder: dict = {"publish": None}
+
+    realtime = _realtime(priority, rt_priority, cpu)
 
     def on_decision(d) -> None:
         if phase["name"] in latencies:
@@ -117,13 +153,10 @@ def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
         if publish is not None:
             publish(d)
 
-    from bci_toolkit.session.realtime import RealtimeOptions
-
-    # `bci live --priority N`: on a machine that also renders the page, the decoding
-    # thread's nice value decides who waits when both want the same core.
+    # `bci live --priority N / --rt-priority N / --cpu K`: on a machine that also renders
+    # the page, these decide who waits when the decoder and Chromium want the same core.
     session = LiveSession(pipeline, stream=StreamSelector(name), timeout=30,
-                          on_decision=on_decision, meta={},
-                          realtime=RealtimeOptions(priority=priority))
+                          on_decision=on_decision, meta={}, realtime=realtime)
     try:
         session.start()
         time.sleep(5.0)
@@ -135,6 +168,8 @@ def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
             elif label != "closed":   # as `bci live --monitor` runs it: a child process
                 monitor = MonitorProcess({"name": name}, port=0, classes=["left", "right"],
                                          threshold=0.6).start()
+                if others:
+                    _pin_tree(monitor._proc.pid, others)
             if monitor is not None:
                 holder["publish"] = monitor.publish_decision
             client = None
@@ -210,21 +245,34 @@ def main() -> None:
     parser.add_argument("--skip-fps", action="store_true")
     parser.add_argument("--priority", type=int, default=None,
                         help="nice value of the decoding thread (bci live --priority)")
+    parser.add_argument("--rt-priority", type=int, default=None,
+                        help="SCHED_FIFO priority of the decoding thread (bci live "
+                             "--rt-priority; a lab set-up, not the default)")
+    parser.add_argument("--cpu", type=int, default=None,
+                        help="CPU of the decoding thread (bci live --cpu); Chromium, the "
+                             "monitor process and the replay go to the other CPUs")
     args = parser.parse_args()
     data_dir = setup_env()
     os.environ.setdefault("BCI_LIVE_THREADS", "1")
     print(f"load average at start: {os.getloadavg()}", flush=True)
     pipeline, raw = _train(data_dir)
     driver = _browser()
+    if args.cpu is not None:
+        _pin_tree(driver.service.process.pid, set(range(os.cpu_count() or 1)) - {args.cpu})
+    config = (f"decoding thread: nice {args.priority}, SCHED_FIFO {args.rt_priority}, "
+              f"CPU {args.cpu}" + ("" if args.cpu is None else
+                                   " (Chromium, monitor and replay on the other CPUs)"))
+    print(config, flush=True)
     try:
         lat = latency_overhead(pipeline, data_dir, args.phase_s, driver,
-                               tuple(args.phases.split(",")), args.priority)
+                               tuple(args.phases.split(",")), args.priority,
+                               args.rt_priority, args.cpu)
         fps = [] if args.skip_fps else [frame_rate(raw, rate, args.fps_s, driver)
                                         for rate in (160.0, 1000.0)]
     finally:
         driver.quit()
     print("\nDecoding latency (arrival of a window's last sample -> decision), csp_lda, "
-          "64 ch @ 160 Hz, step 0.1 s:")
+          f"64 ch @ 160 Hz, step 0.1 s; {config}:")
     for label in [k for k in lat if isinstance(lat[k], dict)]:
         r = lat[label]
         print(f"  monitor {label:6s}: n={r['n']:4d}  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms"

@@ -73,7 +73,9 @@ def summary(rows: list[dict[str, Any]]) -> str:
             auc = np.mean([r[f"{c}_roc_auc"] for r in rs])
             lines.append(f"  {c:11s} accuracy {acc:.3f}  ROC-AUC {auc:.3f}")
         b_ge_d = sum(r["adapted_accuracy"] >= r["calibrated_accuracy"] for r in rs)
-        lines.append(f"  (b) >= (d) in accuracy for {b_ge_d}/{len(rs)} subjects")
+        auc_ge = sum(r["adapted_roc_auc"] >= r["calibrated_roc_auc"] for r in rs)
+        lines.append(f"  (b) >= (d) in accuracy for {b_ge_d}/{len(rs)} subjects, in ROC-AUC "
+                     f"for {auc_ge}/{len(rs)}")
         means = curve_means(rs)
         for kind in ("scratch", "pretrained"):
             pts = ", ".join(f"{n}: {'—' if v is None else f'{v:.3f}'}"

@@ -108,17 +108,22 @@ def wait_until():
 
 @pytest.fixture
 def replay_into_session():
-    """``replay(model, raw, prefix, adapt=False) -> (decisions, summary)``: ``raw`` replayed
-    over real loopback LSL at 10x into an exhaustive live session, drained to its end."""
+    """``replay(model, raw, prefix, adapt=False, markers=False, **session_kwargs) ->
+    (decisions, summary)``: ``raw`` replayed over real loopback LSL at 10x into an
+    exhaustive live session (with ``markers``, its annotations on a marker stream the
+    session reads), drained to its end."""
     from bci_toolkit.session.live import LiveSession, StreamSelector
     from bci_toolkit.streaming.replay import Replayer
 
-    def replay(model, raw, prefix: str, *, adapt: bool = False):
+    def replay(model, raw, prefix: str, *, adapt: bool = False, markers: bool = False,
+               **session_kwargs):
         name = f"bcitest-{prefix}-{uuid.uuid4().hex[:8]}"
         replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
                                      dtype="float32")
         decisions: list = []
+        cues = StreamSelector(name=replayer.marker_name) if markers else None
         session = LiveSession(model, stream=StreamSelector(name=name), record=None,
+                              markers=cues, **session_kwargs,
                               buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
                               mode="exhaustive", on_decision=decisions.append,
                               stall_timeout=5.0, policy_time="samples", adapt=adapt)

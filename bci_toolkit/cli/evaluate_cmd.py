@@ -137,12 +137,15 @@ def _answer_from_cache(out: Path, specs: list, run_options: dict, policy, resume
         run_key,
         verify_dataset_files,
     )
+    from bci_toolkit.evaluation.stats import STATISTICS_VERSION
 
     cache = ResultCache(policy=policy)
     cell = cache.load(run_key(run_options, specs))
     if cell is None or not isinstance(cell.get("rows"), list) or not cell["rows"] or (
             not no_report and not isinstance(cell.get("sections"), list)):
         return False
+    if (cell.get("statistics") or {}).get("version") != STATISTICS_VERSION:
+        return False  # stored by an older layout: redone from the per-subject cells
     # The data behind the results must still be intact (hashes cached: cheap).
     dataset, task = run_options["dataset"], run_options["task"]
     verify_dataset_files(dataset, task, parse_subjects(run_options["subjects"], [dataset]),
@@ -173,13 +176,19 @@ def _answer_from_cache(out: Path, specs: list, run_options: dict, policy, resume
 def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(
-        dataset: str = typer.Option(None, "--dataset",
-                                    help="Dataset name (see `bci datasets list`), or "
-                                         "moabb:<Name> (`bci datasets list --moabb`)."),
-        subjects: str = typer.Option(None, "--subjects",
-                                     help="Subjects, e.g. 1-10 or 1,3,7 (default: 1 of a named "
-                                          "dataset, all of a study or BIDS folder)."),
-        task: str = typer.Option(None, "--task", help="Task of the dataset, e.g. left_right."),
+        dataset: list[str] = typer.Option(
+            None, "--dataset",
+            help="Dataset name (see `bci datasets list`), or moabb:<Name> (`bci datasets list "
+                 "--moabb`). Several (repeated or comma-separated) make one study: paired "
+                 "comparisons per dataset and a meta-analysis across them."),
+        subjects: list[str] = typer.Option(
+            None, "--subjects",
+            help="Subjects, e.g. 1-10 or 1,3,7 (default: 1 of a named dataset, all of a study "
+                 "or BIDS folder). With several --dataset: once for all, or once per dataset."),
+        task: list[str] = typer.Option(
+            None, "--task",
+            help="Task of the dataset, e.g. left_right. With several --dataset: once for all, "
+                 "or once per dataset (repeated or comma-separated)."),
         files: list[Path] = FILE_OPTION,
         events: str = EVENTS_OPTION,
         sessions: list[Path] = SESSION_OPTION,
@@ -214,7 +223,21 @@ def register(app: typer.Typer) -> None:
         encrypt: bool = ENCRYPT_OPTION,
         keyset: str = KEYSET_OPTION,
     ) -> None:
-        """Evaluate pipelines on a dataset and write results.json, results.csv, report.html."""
+        """Evaluate pipelines on a dataset (or several, as one study) and write results.json,
+        results.csv, report.html."""
+        from bci_toolkit.cli.compare_cmd import evaluate_study, split_study_options
+
+        parts = split_study_options(dataset, task, subjects)
+        if len(parts) > 1:  # several datasets or tasks: one study, with its meta-analysis
+            _check_evaluate_options(protocol, n_jobs, n_folds, permutations, seed, phase)
+            evaluate_study(parts, _specs(pipelines), options=dict(
+                files=files, events=events, sessions=sessions, study=study, pipelines=pipelines,
+                protocol=protocol, phase=phase, out=out, n_jobs=n_jobs, seed=seed,
+                data_dir=data_dir, n_folds=n_folds, permutations=permutations,
+                scheduler=scheduler, no_report=no_report, resume=resume, no_cache=no_cache,
+                encrypt=encrypt, keyset=keyset))
+            return
+        (dataset, task, subjects), = parts
         # Values first, then the pipeline files (a hostile one is refused before the heavy
         # imports below), then the subjects against the dataset: all before any work.
         _check_evaluate_options(protocol, n_jobs, n_folds, permutations, seed, phase)

@@ -259,11 +259,20 @@ def register(app: typer.Typer) -> None:
                                    help="Adapt a model trained on other people to this user "
                                         "without labels (re-centring from past windows; "
                                         "no command during the spec's adaptation.warmup)."),
+        supervised: bool = typer.Option(None, "--supervised/--no-supervised",
+                                        help="Update the classifier from the --markers cues "
+                                             "(supervised adaptation during feedback; the "
+                                             "spec's adaptation.supervised). Default: as the "
+                                             "spec says (off unless it turns it on)."),
         priority: int = typer.Option(None, "--priority",
                                      help="Nice value of the decoding thread (-20 highest; "
                                           "raising it needs the right to, else a warning)."),
         cpu: str = typer.Option(None, "--cpu",
                                 help="CPUs the decoding thread runs on, e.g. 3 or 2,3."),
+        rt_priority: int = typer.Option(None, "--rt-priority",
+                                        help="Real-time priority (1-99, SCHED_FIFO) of the "
+                                             "decoding thread (Linux; needs CAP_SYS_NICE or "
+                                             "an rtprio limit, else a warning)."),
         max_false_per_min: float = typer.Option(
             None, "--max-false-per-min",
             help="Calibration: false activations per minute of rest the decision policy is "
@@ -284,6 +293,7 @@ def register(app: typer.Typer) -> None:
         check_number(trials, "--trials", minimum=1)
         check_number(max_false_per_min, "--max-false-per-min", above=0, maximum=600)
         check_number(priority, "--priority", minimum=-20, maximum=19)
+        check_number(rt_priority, "--rt-priority", minimum=1, maximum=99)
         cpus = _parse_cpus(cpu)
         check_sinks(sink)
         check_out_dir(out)
@@ -295,6 +305,9 @@ def register(app: typer.Typer) -> None:
 
         sel = _selector(stream, stream_type, source_id)
         _sigterm_as_interrupt()
+        if supervised and (calibrate or markers is None):
+            raise UnknownNameError("--supervised learns from the cues of a live session: "
+                                   "give --model and --markers (the cue stream)")
         if calibrate:
             if adapt:
                 raise UnknownNameError("--adapt adapts a pretrained --model; --calibrate "
@@ -356,6 +369,14 @@ def register(app: typer.Typer) -> None:
             from bci_toolkit.decoders.recentring import check_can_adapt
 
             check_can_adapt(artifact.decoder, artifact.spec)
+        learns = artifact.spec.adaptation.supervised.enabled if supervised is None \
+            else supervised
+        if learns and markers:  # likewise a model that cannot learn from cues
+            from bci_toolkit.decoders.supervised_adaptation import check_can_adapt_supervised
+            from bci_toolkit.session.supervised import cue_classes
+
+            check_can_adapt_supervised(artifact.decoder, artifact.spec)
+            cue_classes(artifact.spec, artifact.classes)  # its marker -> class mapping
         policy = PrivacyPolicy.from_sources(spec=artifact.spec.privacy)
         folder = None if no_record else (record or default_record_folder("live"))
         # The monitor's port is taken before the session starts: a busy port fails at once.
@@ -366,7 +387,8 @@ def register(app: typer.Typer) -> None:
             buffer_s=buffer, max_lag=max_lag, stall_timeout=stall_timeout,
             reconnect_timeout=reconnect_timeout, allow_unlabelled=assume_order,
             meta={"session_id": uuid.uuid4().hex}, on_decision=wiring.on_decision,
-            adapt=adapt, realtime=RealtimeOptions(priority=priority, cpus=cpus))
+            adapt=adapt, supervised=supervised,
+            realtime=RealtimeOptions(priority=priority, cpus=cpus, rt_priority=rt_priority))
         session.start()
         try:
             wiring.start(session, artifact)

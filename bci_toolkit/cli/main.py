@@ -32,16 +32,18 @@ def _register() -> None:
     # Each capability lives in its own module; they register themselves on ``app``.
     from bci_toolkit.cli import (
         bids_cmd,
+        compare_cmd,
         datasets_cmd,
         evaluate_cmd,
         export_cmd,
         live_cmd,
         monitor_cmd,
+        paradigm_cmd,
         privacy_cmd,
     )
 
     for module in (datasets_cmd, evaluate_cmd, live_cmd, privacy_cmd, export_cmd, bids_cmd,
-                   monitor_cmd):
+                   monitor_cmd, paradigm_cmd, compare_cmd):
         module.register(app)
 
 

@@ -56,11 +56,11 @@ class CSPLDA(EpochClassifier):
 
             csp = CSP(n_components=self.n_components, reg=self.cov_estimator, log=True,
                       norm_trace=False)
-            return make_pipeline(csp, LinearDiscriminantAnalysis(solver="svd"))
+            return make_pipeline(csp, _lda())
         return make_pipeline(
             Covariances(estimator=self.cov_estimator or "scm"),
             RiemannCSP(nfilter=self.n_components, log=True),
-            LinearDiscriminantAnalysis(solver="svd"),
+            _lda(),
         )
 
     @property
@@ -69,6 +69,12 @@ class CSPLDA(EpochClassifier):
         step = self.pipeline_.steps[-2][1] if self.backend == "pyriemann" else self.pipeline_[0]
         patterns = np.asarray(step.patterns_)
         return patterns[: self.n_components]
+
+
+def _lda() -> LinearDiscriminantAnalysis:
+    # The pooled covariance is kept (it changes no prediction): supervised adaptation
+    # during feedback updates it (decoders/supervised_adaptation.py).
+    return LinearDiscriminantAnalysis(solver="svd", store_covariance=True)
 
 
 def _band(X: np.ndarray, index: int) -> np.ndarray:

@@ -8,7 +8,11 @@ each re-centred, decides for a new one on the same scale. Here the re-centring i
 to the signal, ``X -> M^{-1/2} X`` (the covariance of ``A X`` is ``A C Aᵀ``), so it works
 for every decoder: CSP, tangent space, MDM, ConvNets and the spiking network alike.
 
-* Training (:func:`recentre_groups`): each subject's trials by that subject's mean.
+* Training (:func:`recentre_groups`): each subject's trials by that subject's mean; when
+  the subject's continuous runs are at hand (``bci train``, the transfer protocol), by the
+  mean the live path would reach on them (:func:`stream_reference`): the running mean of
+  every window of the stream, rest and task alike, not of the cued trials only. The
+  decoder then learns on the very reference it meets live.
 * Offline prediction: the trials decoded, by their own mean (label-free).
 * Live (:class:`OnlineRecentring`): a running mean of the covariances of the windows
   already decoded; each new window is re-centred by the mean of the windows before it,
@@ -21,16 +25,16 @@ exact for the log-Euclidean and Euclidean metrics).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from bci_toolkit._checks import _check_option
-from bci_toolkit.decoders.alignment import per_group
 
 __all__ = ["METRICS", "OnlineNormalisation", "OnlineRecentring", "check_can_adapt",
            "make_adapter", "mean_of", "recentre",
-           "recentre_groups", "recentring_matrix", "window_covariances"]
+           "recentre_groups", "recentring_matrix", "stream_reference", "window_covariances"]
 
 #: Means a re-centring can use; ``none`` switches re-centring off.
 METRICS = ("riemann", "logeuclid", "euclid")
@@ -81,10 +85,59 @@ def recentre(X: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.matmul(matrix, X)
 
 
-def recentre_groups(X: np.ndarray, groups: Any, metric: str = "riemann") -> np.ndarray:
-    """Each group's trials re-centred by that group's own mean covariance."""
-    return per_group(np.asarray(X, dtype=np.float64), groups, lambda part: recentre(
-        part, recentring_matrix(window_covariances(part), metric)))
+def recentre_groups(X: np.ndarray, groups: Any, metric: str = "riemann",
+                    references: Mapping[Any, np.ndarray] | None = None) -> np.ndarray:
+    """Each group's trials re-centred by that group's own mean covariance.
+
+    ``references`` maps a group to its reference covariance (:func:`stream_reference`);
+    a group without one is re-centred by the mean of its trials.
+    """
+    from pyriemann.geometry.base import invsqrtm
+
+    X = np.asarray(X, dtype=np.float64)
+    groups = np.asarray(groups)
+    refs = dict(references or {})
+    out = np.empty_like(X)
+    for g in np.unique(groups):
+        mask = groups == g
+        ref = refs.get(g.item() if hasattr(g, "item") else g)
+        matrix = (recentring_matrix(window_covariances(X[mask]), metric) if ref is None
+                  else invsqrtm(ref))
+        out[mask] = recentre(X[mask], matrix)
+    return out
+
+
+def stream_reference(runs: Sequence[np.ndarray], n_window: int, stride: int,
+                     metric: str = "riemann") -> np.ndarray:
+    """The reference :class:`OnlineRecentring` reaches at the end of a user's stream.
+
+    Parameters
+    ----------
+    runs : sequence of ndarray, shape (n_channels, n_times) or (..., n_bands)
+        The user's continuous runs in time order, filtered as the live path filters them.
+    n_window : int
+        Samples per window (the decoder's window).
+    stride : int
+        Samples between two windows averaged. Live, every decision window is averaged
+        (``online.step``); a coarser stride (the window length: non-overlapping windows)
+        gives the same mean to within the spread of overlapping windows, at a fraction of
+        the cost of a training pool.
+
+    Returns
+    -------
+    mean : ndarray, shape (n_channels, n_channels)
+        The running ``metric`` mean of every window's covariance, in stream order: the
+        same estimator, and the same windows (rest and task alike), as online.
+    """
+    online = OnlineRecentring(metric)
+    for x in runs:
+        x = np.asarray(x, dtype=np.float64)
+        for end in range(n_window, x.shape[1] + 1, max(1, int(stride))):
+            online.update(x[:, end - n_window:end])
+    if online.mean_ is None:
+        raise ValueError(f"no window of {n_window} samples in runs of "
+                         f"{[np.shape(x)[1] for x in runs]} samples")
+    return online.mean_
 
 
 class OnlineRecentring:

@@ -24,49 +24,73 @@ def _png(fig: Any) -> str:
     return png_img(fig)
 
 
+def _subject_key(rows: list[dict[str, Any]]) -> Any:
+    """Label of a row's subject on the x axis: ``subject``, or ``dataset·subject`` when the
+    rows come from several datasets (subject 1 of one is not subject 1 of another)."""
+    from bci_toolkit.evaluation.stats import dataset_label
+
+    several = len({dataset_label(r) for r in rows}) > 1
+    return (lambda r: f"{dataset_label(r)}·{r['subject']}") if several else (
+        lambda r: str(r["subject"]))
+
+
 def _scores_figure(rows: list[dict[str, Any]]) -> str:
     import matplotlib.pyplot as plt
 
+    key = _subject_key(rows)
     pipelines = list(dict.fromkeys(r["pipeline"] for r in rows))
-    subjects = list(dict.fromkeys(str(r["subject"]) for r in rows))
+    subjects = list(dict.fromkeys(key(r) for r in rows))
     fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(subjects) * len(pipelines) ** 0.5), 4))
     width = 0.8 / len(pipelines)
     for i, p in enumerate(pipelines):
         by_subject: dict[str, list[float]] = {}
         for r in rows:
             if r["pipeline"] == p and r["score"] is not None:
-                by_subject.setdefault(str(r["subject"]), []).append(r["score"])
+                by_subject.setdefault(key(r), []).append(r["score"])
         vals = [np.mean(by_subject.get(s, [np.nan])) for s in subjects]
         ax.bar(np.arange(len(subjects)) + i * width - 0.4 + width / 2, vals, width, label=p)
     chance = np.mean([r["chance_level"] for r in rows])
     ax.axhline(chance, color="k", ls="--", lw=1, label=f"chance ({chance:.2f})")
-    adjusted = [np.mean([r["chance_level_adjusted"] for r in rows if str(r["subject"]) == s
+    adjusted = [np.mean([r["chance_level_adjusted"] for r in rows if key(r) == s
                          and r.get("chance_level_adjusted") is not None] or [np.nan])
                 for s in subjects]
     if not np.all(np.isnan(adjusted)):  # per subject: it depends on the number of trials
         ax.hlines(adjusted, np.arange(len(subjects)) - 0.45, np.arange(len(subjects)) + 0.45,
                   colors="k", lw=1.5, label="adjusted chance (α = 0.05)")
-    ax.set_xticks(np.arange(len(subjects)), subjects)
+    tilt = len(subjects) > 12 or "·" in subjects[0]  # long or many labels: slanted
+    ax.set_xticks(np.arange(len(subjects)), subjects, rotation=45 if tilt else 0,
+                  ha="right" if tilt else "center")
     ax.set_xlabel("subject")
-    ax.set_ylabel(rows[0]["metric"])
+    ax.set_ylabel(" / ".join(dict.fromkeys(r["metric"] for r in rows)))
     ax.set_ylim(0, 1)
-    ax.legend(fontsize=8, ncol=min(len(pipelines) + 1, 6), loc="upper center",
-              bbox_to_anchor=(0.5, -0.15), frameon=False)
+    if tilt:  # slanted labels take the space below the axes: the legend goes to the right
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    else:
+        ax.legend(fontsize=8, ncol=min(len(pipelines) + 1, 6), loc="upper center",
+                  bbox_to_anchor=(0.5, -0.15), frameon=False)
     ax.set_title("Per-subject scores by pipeline")
     return _png(fig)
 
 
 def _confusion_figure(rows: list[dict[str, Any]]) -> str:
+    """Summed confusion matrices, one panel per pipeline (per dataset and pipeline when the
+    rows hold several datasets: their classes differ)."""
     import matplotlib.pyplot as plt
 
-    pipelines = list(dict.fromkeys(r["pipeline"] for r in rows))
-    fig, axes = plt.subplots(1, len(pipelines), figsize=(3.2 * len(pipelines), 3.2),
+    from bci_toolkit.evaluation.stats import dataset_label
+
+    several = len({dataset_label(r) for r in rows}) > 1
+    panels = list(dict.fromkeys((dataset_label(r) if several else "", r["pipeline"])
+                                for r in rows if r.get("confusion_matrix")))
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(3.2 * max(len(panels), 1), 3.2),
                              squeeze=False)
-    for ax, p in zip(axes[0], pipelines, strict=True):
-        mats = [np.asarray(r["confusion_matrix"]) for r in rows if r["pipeline"] == p]
+    for ax, (dataset, p) in zip(axes[0], panels, strict=False):
+        rs = [r for r in rows if r["pipeline"] == p and r.get("confusion_matrix")
+              and (not several or dataset_label(r) == dataset)]
+        classes = rs[0]["classes"]
+        mats = [np.asarray(r["confusion_matrix"]) for r in rs if r["classes"] == classes]
         cm = np.sum(mats, axis=0).astype(float)
         cm_norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        classes = rows[0]["classes"]
         ax.imshow(cm_norm, vmin=0, vmax=1, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm_norm):
             ax.text(j, i, f"{v:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=8,
@@ -75,7 +99,7 @@ def _confusion_figure(rows: list[dict[str, Any]]) -> str:
         ax.set_yticks(range(len(classes)), classes)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(p)
+        ax.set_title(f"{dataset}\n{p}" if several else p, fontsize=9 if several else None)
     fig.suptitle("Confusion matrices (all subjects, rows normalised)")
     return _png(fig)
 
@@ -149,16 +173,31 @@ def _energy_table(rows: list[dict[str, Any]]) -> str | None:
 
 
 def _summary_table(rows: list[dict[str, Any]]) -> str:
-    head = "<tr><th>pipeline</th><th>protocol</th><th>metric</th><th>mean ± std</th>" \
-           "<th>accuracy</th><th>rows</th><th>fit time (s)</th></tr>"
+    """Mean score per dataset and pipeline, beside how many rows beat their adjusted chance
+    level and (with ``--permutations``) their permutation test."""
+    stats = summary(rows)
+    several = len({s["dataset"] for s in stats}) > 1
+    tested = any(s["n_permutation_tested"] for s in stats)
+    head = ("<tr>" + ("<th>dataset</th>" if several else "")
+            + "<th>pipeline</th><th>protocol</th><th>metric</th><th>mean ± std</th>"
+              "<th>accuracy</th><th>rows</th><th>above adjusted chance</th>"
+            + ("<th>permutation p &lt; 0.05</th>" if tested else "")
+            + "<th>fit time (s)</th></tr>")
     body = "".join(
-        f"<tr><td>{html.escape(s['pipeline'])}</td><td>{s['protocol']}</td><td>{s['metric']}</td>"
-        f"<td>{s['score_mean']:.3f} ± {s['score_std']:.3f}</td>"
-        f"<td>{_fmt(s['accuracy_mean'])}</td>"
-        f"<td>{s['n_rows']}</td><td>{s['fit_time_s']:.3f}</td></tr>"
-        for s in summary(rows)
+        "<tr>" + (f"<td>{html.escape(s['dataset'])}</td>" if several else "")
+        + f"<td>{html.escape(s['pipeline'])}</td><td>{html.escape(s['protocol'])}</td>"
+        f"<td>{html.escape(str(s['metric']))}</td>"
+        f"<td>{_pm(s)}</td><td>{_fmt(s['accuracy_mean'])}</td><td>{s['n_rows']}</td>"
+        f"<td>{s['n_above_chance']} / {s['n_chance_checked']}</td>"
+        + (f"<td>{s['n_significant']} / {s['n_permutation_tested']}</td>" if tested else "")
+        + f"<td>{s['fit_time_s']:.3f}</td></tr>"
+        for s in stats
     )
     return f"<table>{head}{body}</table>"
+
+
+def _pm(s: dict[str, Any]) -> str:
+    return "—" if s["score_mean"] is None else f"{s['score_mean']:.3f} ± {s['score_std']:.3f}"
 
 
 def write_report(rows: list[dict[str, Any]], path: Path, *, title: str,
@@ -219,7 +258,7 @@ def _sections_key(rows: list[dict[str, Any]], title: str,
     import hashlib
     import json
 
-    h = hashlib.sha256(b"report-sections-v1")
+    h = hashlib.sha256(b"report-sections-v2")
     h.update(json.dumps([rows, title, extra_sections, statistics], sort_keys=True,
                         default=str).encode())
     for name, entry in sorted((patterns or {}).items()):

@@ -35,6 +35,8 @@ def _p(value: float | None) -> str:
 
 def score_table(rows: Sequence[dict[str, Any]]) -> str:
     """Every score with its adjusted chance level (and p-value where computed)."""
+    from bci_toolkit.evaluation.stats import dataset_label
+
     head = ("<tr><th>dataset</th><th>subject</th><th>session</th><th>pipeline</th>"
             "<th>metric</th><th>score</th><th>chance</th><th>adjusted chance (α = 0.05)</th>"
             "<th>above</th><th>n trials</th><th>permutation p</th></tr>")
@@ -43,16 +45,18 @@ def score_table(rows: Sequence[dict[str, Any]]) -> str:
         adj = r.get("chance_level_adjusted")
         above = "" if adj is None or r["score"] is None else ("yes" if r["score"] > adj else "no")
         body.append(
-            f"<tr><td>{html.escape(str(r['dataset']))}</td><td>{html.escape(str(r['subject']))}"
+            f"<tr><td>{html.escape(dataset_label(r))}</td><td>{html.escape(str(r['subject']))}"
             f"</td><td>{html.escape(str(r['session']))}</td><td>{html.escape(r['pipeline'])}"
-            f"</td><td>{r['metric']}</td><td>{_f(r['score'])}</td>"
+            f"</td><td>{html.escape(str(r['metric']))}</td><td>{_f(r['score'])}</td>"
             f"<td>{_f(r.get('chance_level'))}</td><td>{_f(adj)}</td><td>{above}</td>"
             f"<td>{r.get('n_trials', '')}</td><td>{_p(r.get('p_value'))}</td></tr>")
     note = ("<p>Adjusted chance: the score a classifier that ignores the signal exceeds with "
             "probability 0.05 on this many test trials (binomial for accuracy, Combrisson &amp; "
             "Jerbi 2015; Mann-Whitney null for ROC-AUC). Permutation p: label permutations "
             "on the same folds, (k + 1) / (N + 1), with <code>--permutations N</code>.</p>")
-    return (f"<details><summary>{len(rows)} scores</summary><table>{head}{''.join(body)}"
+    # Open when short enough to read at a glance; a long study folds it away.
+    fold = "<details open>" if len(rows) <= 40 else "<details>"
+    return (f"{fold}<summary>{len(rows)} scores</summary><table>{head}{''.join(body)}"
             f"</table></details>{note}")
 
 
@@ -72,7 +76,7 @@ def paired_table(statistics: dict[str, Any]) -> str | None:
         seen.add((d, proto, a, b))
         back = index.get((d, proto, b, a), {})
         body.append(
-            f"<tr><td>{html.escape(d)}</td><td>{proto}</td><td>{html.escape(a)}</td>"
+            f"<tr><td>{html.escape(d)}</td><td>{html.escape(proto)}</td><td>{html.escape(a)}</td>"
             f"<td>{html.escape(b)}</td><td>{c['n_subjects']}</td><td>{_f(c['mean_diff'])}</td>"
             f"<td>{_f(c['smd'], '.2f')}</td><td>{_p(c['p'])}</td><td>{_p(back.get('p'))}</td>"
             f"<td>{c['test']}</td></tr>")
@@ -141,30 +145,38 @@ def _mark(ax: Any, pax: Any, x: float, y: float, p: float | None) -> None:
 
 
 def roc_figure(rows: Sequence[dict[str, Any]]) -> str | None:
-    """Mean ROC curve per pipeline over rows (subjects, sessions), ± one std shaded."""
+    """Mean ROC curve per pipeline over rows (subjects, sessions), ± one std shaded; one
+    panel per dataset (and protocol) when the rows hold several."""
     import matplotlib.pyplot as plt
 
-    from bci_toolkit.pipeline.scoring import ROC_FPR_GRID
+    from bci_toolkit.evaluation.stats import dataset_label
 
-    curves: dict[str, list[list[float]]] = {}
+    groups: dict[str, dict[str, list[list[float]]]] = {}
+    multiclass: set[str] = set()  # panels whose curves are one-vs-rest averages
+    protocols = {r["protocol"] for r in rows}
     for r in rows:
         if r.get("roc_curve"):
-            curves.setdefault(r["pipeline"], []).append(r["roc_curve"])
-    if not curves:
+            name = dataset_label(r) + (f" · {r['protocol']}" if len(protocols) > 1 else "")
+            groups.setdefault(name, {}).setdefault(r["pipeline"], []).append(r["roc_curve"])
+            if len(r.get("classes") or []) > 2:
+                multiclass.add(name)
+    if not groups:
         return None
-    multi = any(len(r.get("classes") or []) > 2 for r in rows)
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    for name, cs in curves.items():
-        arr = np.asarray(cs)
-        mean, std = arr.mean(axis=0), arr.std(axis=0)
-        ax.plot(ROC_FPR_GRID, mean, label=f"{name} ({len(cs)} rows)")
-        ax.fill_between(ROC_FPR_GRID, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
-                        alpha=0.15)
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
-    ax.set_xlabel("false-positive rate")
-    ax.set_ylabel("true-positive rate")
-    ax.set_title("ROC curves" + (" (one-vs-rest, macro average)" if multi else ""))
-    ax.legend(fontsize=8, loc="lower right")
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.8 * len(groups), 4.2), squeeze=False)
+    for ax, (name, curves) in zip(axes[0], groups.items(), strict=True):
+        for pipeline, cs in curves.items():
+            arr = np.asarray(cs, float)
+            grid = np.linspace(0.0, 1.0, arr.shape[1])  # scoring's ROC_FPR_GRID
+            mean, std = arr.mean(axis=0), arr.std(axis=0)
+            ax.plot(grid, mean, label=f"{pipeline} ({len(cs)} rows)")
+            ax.fill_between(grid, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1),
+                            alpha=0.15)
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.set_title((name + "\n" if len(groups) > 1 else "") + "ROC curves"
+                     + (" (one-vs-rest, macro average)" if name in multiclass else ""), fontsize=10)
+        ax.legend(fontsize=8, loc="lower right")
     return png_img(fig)
 
 

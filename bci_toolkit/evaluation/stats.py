@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["adjusted_chance_level", "dataset_label", "meta_analysis", "paired_comparisons",
-           "paired_test", "statistics", "subject_scores"]
+__all__ = ["STATISTICS_VERSION", "adjusted_chance_level", "dataset_label", "meta_analysis",
+           "paired_comparisons", "paired_test", "pipeline_statistics", "statistics",
+           "subject_scores", "summary"]
 
 #: Below this many subjects a dataset's pairs use the permutation test (MOABB's cutoff).
 PERM_CUTOFF = 20
@@ -223,12 +224,95 @@ def meta_analysis(comparisons: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per dataset × pipeline × protocol: mean ± std of the score and of accuracy over rows,
+    and how many rows beat their adjusted chance level (and their permutation test)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((dataset_label(r), r["pipeline"], r["protocol"]), []).append(r)
+    out = []
+    for (dataset, pipeline, protocol), rs in groups.items():
+        scores = [r["score"] for r in rs if r["score"] is not None]
+        acc = [r["accuracy"] for r in rs if r.get("accuracy") is not None]
+        chance = [r for r in rs if r["score"] is not None
+                  and r.get("chance_level_adjusted") is not None]
+        tested = [r for r in rs if r.get("p_value") is not None]
+        out.append({
+            "dataset": dataset, "pipeline": pipeline, "protocol": protocol,
+            "metric": rs[0].get("metric"),
+            "score_mean": float(np.mean(scores)) if scores else None,
+            "score_std": float(np.std(scores)) if scores else None,
+            "accuracy_mean": float(np.mean(acc)) if acc else None,
+            "n_rows": len(rs),
+            "fit_time_s": float(np.mean([r.get("fit_time_s") or 0.0 for r in rs])),
+            "n_above_chance": sum(r["score"] > r["chance_level_adjusted"] for r in chance),
+            "n_chance_checked": len(chance),
+            "n_significant": sum(r["p_value"] < 0.05 for r in tested),
+            "n_permutation_tested": len(tested),
+        })
+    return out
+
+
+#: Version of the :func:`statistics` layout (``results.json``'s ``statistics``).
+STATISTICS_VERSION = 2
+
+
+def pipeline_statistics(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per dataset × protocol × pipeline: scores, how many rows beat chance, mean ROC curve.
+
+    Returns
+    -------
+    list of dict
+        :func:`summary`'s fields (``score_mean``,
+        ``n_above_chance`` of ``n_chance_checked`` rows above their adjusted chance level,
+        ``n_significant`` of ``n_permutation_tested`` rows with permutation p < 0.05...),
+        ``n_subjects``, and ``roc_tpr``: the mean true-positive rate at each of
+        ``statistics["roc_fpr"]`` over rows with a ROC curve (None without).
+    """
+    out = []
+    for s in summary(list(rows)):
+        rs = [r for r in rows if dataset_label(r) == s["dataset"]
+              and r["pipeline"] == s["pipeline"] and r["protocol"] == s["protocol"]]
+        curves = [r["roc_curve"] for r in rs if r.get("roc_curve")]
+        lengths = {len(c) for c in curves}
+        roc = (np.round(np.mean(np.asarray(curves, float), axis=0), 6).tolist()
+               if curves and len(lengths) == 1 else None)
+        out.append({**s, "n_subjects": len({str(r["subject"]) for r in rs}),
+                    "roc_tpr": roc, "roc_rows": len(curves) if roc else 0})
+    return out
+
+
+def _roc_grid(rows: Sequence[dict[str, Any]]) -> list[float] | None:
+    """False-positive rates of the rows' ROC curves: scoring's ``ROC_FPR_GRID``, evenly
+    spaced on [0, 1] (rebuilt from the curves' length: importing scoring would load
+    scikit-learn, which a run answered from the cache never needs)."""
+    n = next((len(r["roc_curve"]) for r in rows if r.get("roc_curve")), 0)
+    return np.round(np.linspace(0.0, 1.0, n), 6).tolist() if n > 1 else None
+
+
 def statistics(rows: Sequence[dict[str, Any]], method: str = "auto", seed: int = 42
                ) -> dict[str, Any]:
-    """What ``statistics.json`` and the report show: paired comparisons and meta-analysis."""
+    """Everything ``results.json``'s ``statistics`` and the report show.
+
+    ``pipelines`` (:func:`pipeline_statistics`, with ROC curves on the ``roc_fpr`` grid),
+    ``paired`` (:func:`paired_comparisons`), ``meta`` (:func:`meta_analysis`), and the
+    conventions: ``chance`` (how each row's ``chance_level_adjusted`` is computed) and
+    ``conventions`` (of the tests).
+    """
     comparisons = paired_comparisons(rows, method, seed)
-    return {"paired": comparisons, "meta": meta_analysis(comparisons),
+    alphas = {r.get("chance_alpha") for r in rows if r.get("chance_alpha") is not None}
+    return {"version": STATISTICS_VERSION,
+            "pipelines": pipeline_statistics(rows),
+            "roc_fpr": _roc_grid(rows),
+            "paired": comparisons, "meta": meta_analysis(comparisons),
+            "chance": {"alpha": alphas.pop() if len(alphas) == 1 else 0.05,
+                       "fields": ["chance_level", "chance_level_adjusted",
+                                  "chance_accuracy_adjusted"],
+                       "accuracy": "binomial quantile (Combrisson & Jerbi 2015)",
+                       "roc_auc": "Mann-Whitney null of the AUC",
+                       "permutation_p": "p_value: (k + 1) / (N + 1), --permutations N"},
             "conventions": {"p": "one-sided, pipe1 > pipe2", "perm_cutoff": PERM_CUTOFF,
                             "exact_max_subjects": EXACT_MAX_SUBJECTS,
                             "random_flips": N_RANDOM_FLIPS, "seed": seed,
-                            "weights": "sqrt(n_subjects)", "combine": "stouffer"}}
+                            "weights": "sqrt(n_subjects)", "combine": "stouffer",
+                            "sessions": "averaged per subject"}}

@@ -294,14 +294,12 @@ class MonitorHub:
                               local_clock(), self.ring.total, channel=channel)
 
     def _take_markers(self) -> None:
-        # The inlet's list only grows: read what is new since the last look.
+        # Read what is new since the last look (the inlet counts every marker received).
         if self.markers is None:
             return
-        held = self.markers.markers
-        n = len(held)
-        for m in held[self._n_markers_seen:n]:
+        new, self._n_markers_seen = self.markers.since(self._n_markers_seen)
+        for m in new:
             self._markers.append((m.time, m.label))
-        self._n_markers_seen = n
 
     def all_markers(self) -> list[tuple[float, str]]:
         """The last 500 markers, oldest first."""

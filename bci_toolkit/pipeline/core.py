@@ -14,7 +14,7 @@ import copy
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -244,7 +244,8 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         return make_decoder(spec.decoder, ctx)
 
     def fit(self, X: EpochsData | DataSource, y: Any = None, *,
-            classes: Sequence[str] | None = None, groups: Any = None) -> Pipeline:
+            classes: Sequence[str] | None = None, groups: Any = None,
+            references: Mapping[Any, np.ndarray] | None = None) -> Pipeline:
         """Fit a fresh decoder on every trial of ``X``.
 
         Parameters
@@ -260,6 +261,11 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         groups : array-like | None
             Per-trial groups (e.g. subjects) for decoders whose ``fit`` takes ``groups``
             (per-group alignment); other decoders ignore them.
+        references : mapping | None
+            With ``adaptation.recentre``: each group's (default: subject's) reference
+            covariance, the mean of its stream
+            (:func:`~bci_toolkit.pipeline.references.stream_references`); a group
+            without one is re-centred by the mean of its trials.
 
         Returns
         -------
@@ -273,7 +279,12 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         if isinstance(X, DataSource):
             if classes is None:
                 classes = X.classes()
-            X = self.epochs(X, classes)
+            recordings = [rec for s in X.subjects for rec in X.recordings(s)]
+            if references is None and self.spec.adaptation.recentre != "none":
+                from bci_toolkit.pipeline.references import stream_references
+
+                references = stream_references(self, recordings)
+            X = self.epochs(recordings, classes)
         if not hasattr(X, "meta"):
             raise OptionError(f"Pipeline.fit: expected EpochsData or a DataSource, got "
                               f"{type(X).__name__}")
@@ -282,7 +293,7 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         if groups is not None and fits_with_groups(decoder):
             kwargs["groups"] = np.asarray(groups)
         t0 = time.perf_counter()
-        decoder.fit(self._recentred(X, groups), X.y, **kwargs)
+        decoder.fit(self._recentred(X, groups, references), X.y, **kwargs)
         fit_time = time.perf_counter() - t0
         self._set_fitted(decoder, list(X.ch_names), float(X.sfreq), int(X.X.shape[2]), None)
         self.fit_time_s_ = fit_time
@@ -334,11 +345,14 @@ class Pipeline(ClassifierMixin, BaseEstimator):
     def _array(self, X: Any) -> np.ndarray:
         return X.X if hasattr(X, "meta") and hasattr(X, "X") else X
 
-    def _recentred(self, X: EpochsData | np.ndarray, groups: Any = None) -> np.ndarray:
+    def _recentred(self, X: EpochsData | np.ndarray, groups: Any = None,
+                   references: Mapping[Any, np.ndarray] | None = None) -> np.ndarray:
         """Epochs of ``X``, each subject (or group) re-centred when the spec says so.
 
         ``adaptation.recentre`` (:mod:`bci_toolkit.decoders.recentring`): in training
-        and offline prediction alike, each subject's trials by their own mean covariance.
+        and offline prediction alike, each subject's trials by their own mean covariance,
+        or by the reference ``references`` gives for the group (the mean of the
+        subject's stream: :func:`~bci_toolkit.pipeline.references.stream_references`).
         """
         arr = self._array(X)
         metric = self.spec.adaptation.recentre
@@ -349,7 +363,7 @@ class Pipeline(ClassifierMixin, BaseEstimator):
         if groups is None:
             groups = (X.meta["subject"].to_numpy() if hasattr(X, "meta")
                       else np.zeros(len(arr), dtype=int))
-        return recentre_groups(arr, groups, metric)
+        return recentre_groups(arr, groups, metric, references)
 
     def predict_proba(self, X: EpochsData | np.ndarray) -> np.ndarray:
         """Class probabilities, columns in :attr:`classes_` order.

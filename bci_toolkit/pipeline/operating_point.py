@@ -144,17 +144,22 @@ def calibration_traces(pipeline: Pipeline, recordings: Sequence[Recording],
     recordings = list(recordings)
     if not recordings:
         raise OperatingPointError(f"{where}: no recording to calibrate the policy on")
+    # The confidence rule checks each held-out recording on its own; the two halves of a
+    # single recording are one recording to it.
+    names = [f"{r.subject}/{r.session}/{r.run}/{r.source}" for r in recordings]
     if len(recordings) == 1:
         recordings = _halves(recordings[0], classes)
+        names = names * 2
     k = min(n_folds, len(recordings))
-    groups = [recordings[i::k] for i in range(k)]
+    groups = [list(range(i, len(recordings), k)) for i in range(k)]
     traces = []
     for i, held in enumerate(groups):
-        train = [r for j, g in enumerate(groups) if j != i for r in g]
+        train = [recordings[r] for j, g in enumerate(groups) if j != i for r in g]
         data = epochs(pipeline, train, classes) if epochs else pipeline.epochs(train, classes)
         check_trainable(data.y, f"{where} (operating-point fold {i + 1} of {k})")
         fitted = pipeline.fresh().fit(data, classes=classes)
-        traces.extend(window_trace(fitted, rec.raw, classes) for rec in held)
+        traces.extend(replace(window_trace(fitted, recordings[r].raw, classes),
+                              recording=names[r]) for r in held)
     if not any(len(t.ends) for t in traces):
         raise EvaluationError(f"{where}: the held-out recordings are shorter than one window")
     return traces

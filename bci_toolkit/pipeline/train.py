@@ -120,7 +120,13 @@ def train(pipeline: Pipeline, data: DataSource | EpochsData, out: str | os.PathL
         pipeline = with_operating_point(pipeline, op)
         point = op.to_dict()
     cv = pipeline.cross_validate(epochs, cv_folds) if cv_folds else None
-    fitted = pipeline.fresh().fit(epochs, classes=classes)
+    references = None
+    if isinstance(data, DataSource) and pipeline.spec.adaptation.recentre != "none":
+        from bci_toolkit.pipeline.references import stream_references
+
+        # Each subject re-centred by the mean of its stream, as `bci live --adapt` does.
+        references = stream_references(pipeline, recordings)
+    fitted = pipeline.fresh().fit(epochs, classes=classes, references=references)
     labels, counts = np.unique(epochs.y, return_counts=True)
     record = {"n_trials": int(len(epochs.y)), "fit_time_s": fitted.fit_time_s_,
               "class_counts": dict(zip(labels.tolist(), [int(c) for c in counts], strict=True)),

@@ -21,6 +21,7 @@ Per block of samples the engine
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -90,6 +91,10 @@ class DecodingEngine:
     adapt : bool
         Adapt to the user without labels from past windows (``bci live --adapt``; the
         spec's ``adaptation``); the policy emits nothing during its warm-up.
+    supervised : bool
+        Learn from cued trials (the spec's ``adaptation.supervised``): cues given to
+        :attr:`learner` (:class:`~bci_toolkit.session.supervised.CueLearner`) update a copy
+        of the decoder's classifier, between windows, once their window has arrived.
     """
 
     def __init__(self, decoder: Any, spec: PipelineSpec, classes: Sequence[str],
@@ -100,8 +105,13 @@ class DecodingEngine:
                  mode: str = "live", max_lag: float | None = 0.5,
                  events: EventLog | None = None, clock: Callable[[], float] | None = None,
                  policy_time: str = "lsl", stream_sfreq: float | None = None,
-                 adapt: bool = False) -> None:
+                 adapt: bool = False, supervised: bool = False) -> None:
         _check_option("mode", mode, ("live", "exhaustive"))
+        if supervised:  # the session adapts its own copy; the caller's model stays as fitted
+            from bci_toolkit.decoders.supervised_adaptation import check_can_adapt_supervised
+
+            check_can_adapt_supervised(decoder, spec)
+            decoder = copy.deepcopy(decoder)
         _check_option("policy_time", policy_time, ("lsl", "samples"))
         self.policy_time = policy_time
         self._anchor: tuple[int, float] | None = None  # (index, time) of a segment start
@@ -110,6 +120,13 @@ class DecodingEngine:
                                          classes=classes)
         self.online = pipeline.online(stream_channels, scale=scale, sfreq=stream_sfreq,
                                       adapt=adapt)
+        #: Supervised adaptation from cues (None: off).
+        self.learner = None
+        if supervised:
+            from bci_toolkit.session.supervised import CueLearner
+
+            self.online.incremental = None  # the window path follows the updated classifier
+            self.learner = CueLearner.for_online(self.online, spec)
         self.stream_sfreq = self.online.stream_sfreq
         # Stream samples a window plus the filters' ringing spans (resampling changes it).
         self._span_in = (self.online.pre.to_stream_samples(self.online.n_window - 1)
@@ -233,6 +250,7 @@ class DecodingEngine:
         self.stats.n_samples += n
         due = self._due_windows(first_count, n_out)
         if not len(due):
+            self._learn(start, n, timestamps, positions)
             return []
         if self.mode == "live" and len(due) > 1:
             self.stats.skipped_late += len(due) - 1
@@ -242,7 +260,23 @@ class DecodingEngine:
             d = self._decide(int(k), start, n_out, timestamps, arrivals, bad_idx, positions)
             if d is not None:
                 out.append(d)
+        self._learn(start, n, timestamps, positions)  # after deciding: never on its own label
         return out
+
+    def _learn(self, start: int, n: int, timestamps: np.ndarray,
+               positions: np.ndarray | None) -> None:
+        if self.learner is None or (positions is not None and not len(positions)):
+            return
+        newest = n - 1 if positions is None else int(positions[-1])
+        t_newest = float(timestamps[newest])
+        # Samples per second of timestamps since the segment began (a replay faster than
+        # real time stamps faster than the nominal rate): places cues on the samples.
+        anchor_index, anchor_time = self._anchor
+        span = start + newest - anchor_index
+        rate = span / (t_newest - anchor_time) if span >= self.stream_sfreq and \
+            t_newest > anchor_time else self.stream_sfreq
+        self.learner.collect(start + newest, t_newest, rate, self._since_reset,
+                             self._last_bad, self._span_in)
 
     def _stream_buffer(self, n: int) -> np.ndarray:
         """``(n_stream_channels, n)`` float64 scratch, reused from block to block."""
@@ -372,6 +406,11 @@ class DecodingLoop:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def native_id(self) -> int | None:
+        """The OS id of the decoding thread (to read its scheduling), None before start."""
+        return self._thread.native_id if self._thread is not None else None
 
     def _run(self) -> None:
         options = self.realtime

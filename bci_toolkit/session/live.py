@@ -90,6 +90,8 @@ class SessionSummary:
     end_to_end_ms_p99: float | None = None
     end_to_end_ms_p999: float | None = None
     end_to_end_ms_max: float | None = None
+    #: Supervised adaptation from cues: counters and update times (None: off).
+    supervised: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +120,13 @@ class SessionSummary:
         if self.acquisition_cpu_fraction is not None:
             lines.append(f"  acquisition thread CPU: {100 * self.acquisition_cpu_fraction:.1f}% "
                          "of one core")
+        if self.supervised is not None:
+            sup = self.supervised
+            lines.append(f"  supervised adaptation ({sup['classifier']}): {sup['learned']} "
+                         f"trials learned of {sup['cues']} cues ({sup['missed']} missed, "
+                         f"{sup['dropped']} dropped, {sup['unknown']} unknown markers), "
+                         f"update p50 {ms(sup['update_ms_p50'])}, max "
+                         f"{ms(sup['update_ms_max'])}")
         if self.record:
             lines.append(f"  recording: {self.record}")
         if self.error:
@@ -171,9 +180,12 @@ class LiveSession:
     adapt : bool
         Adapt a model trained on other people to this user without labels (the spec's
         ``adaptation``; see :class:`~bci_toolkit.session.decoding.DecodingEngine`).
+    supervised : bool | None
+        Learn from the cues of ``markers`` (supervised adaptation, the spec's
+        ``adaptation.supervised``); None: as the spec says. Needs ``markers``.
     realtime : RealtimeOptions | None
-        How the decoding thread runs: math threads, priority, CPUs, frozen GC
-        (:class:`~bci_toolkit.session.realtime.RealtimeOptions`; default: one thread of
+        How the decoding thread runs: math threads, priority or real-time priority, CPUs,
+        frozen GC (:class:`~bci_toolkit.session.realtime.RealtimeOptions`; default: one thread of
         each, GC frozen, priority and CPUs unchanged).
     """
 
@@ -185,7 +197,8 @@ class LiveSession:
                  allow_unlabelled: bool = False, mode: str = "live",
                  on_decision: Callable[[Decision], None] | None = None,
                  policy_time: str = "lsl", meta: dict[str, Any] | None = None,
-                 adapt: bool = False, realtime: RealtimeOptions | None = None) -> None:
+                 adapt: bool = False, realtime: RealtimeOptions | None = None,
+                 supervised: bool | None = None) -> None:
         self.artifact = artifact.to_artifact() if isinstance(artifact, Pipeline) else artifact
         self.stream = stream
         self.marker_stream = markers
@@ -202,6 +215,7 @@ class LiveSession:
         self.on_decision = on_decision
         self.policy_time = policy_time
         self.adapt = adapt
+        self.supervised = supervised
         self.realtime = realtime
         self.meta = dict(meta or {})
         self.events = EventLog()
@@ -259,7 +273,8 @@ class LiveSession:
                 scale=self.inlet.scale, policy=policy, on_command=self._on_command,
                 on_decision=self._on_decision, mode=self.mode, max_lag=self.max_lag,
                 events=self.events, policy_time=self.policy_time,
-                stream_sfreq=self.inlet.description.sfreq, adapt=self.adapt)
+                stream_sfreq=self.inlet.description.sfreq, adapt=self.adapt,
+                supervised=self._learns_from_cues(spec))
             self.engine.warm_up()
             if self.record is not None:
                 self.recorder = SessionRecorder(
@@ -283,6 +298,14 @@ class LiveSession:
             raise
         self._t0 = time.perf_counter()
         return self
+
+    def _learns_from_cues(self, spec: Any) -> bool:
+        wanted = spec.adaptation.supervised.enabled if self.supervised is None \
+            else self.supervised
+        if wanted and self.marker_stream is None:
+            logger.warning("supervised adaptation is on but no marker stream was given "
+                           "(--markers): the classifier stays as trained")
+        return bool(wanted and self.marker_stream is not None)
 
     def _limit_threads(self) -> None:
         # Small matrix operations (covariances, eigh of 64x64) get slower, and their
@@ -384,6 +407,9 @@ class LiveSession:
 
     def _on_marker(self, marker: Marker) -> None:
         record = {"time": marker.time, "label": marker.label, "arrival": marker.arrival}
+        engine = self.engine
+        if engine is not None and engine.learner is not None:
+            engine.learner.add_cue(marker.label, marker.time)
         with self._marker_lock:
             if self.recorder is not None and self.recorder.running:
                 self.recorder.add("markers", record)
@@ -414,6 +440,8 @@ class LiveSession:
             acquisition_cpu_fraction=(cpu / wall) if cpu is not None and wall else None,
             record=str(self.record) if self.record is not None else None, error=error,
             events=self.events.counts(),
+            supervised=self.engine.learner.stats()
+            if self.engine is not None and self.engine.learner is not None else None,
             **{k: eng.get(k) for k in (
                 "latency_ms_p999", "command_latency_ms_p999", "command_latency_ms_max",
                 "end_to_end_ms_p50", "end_to_end_ms_p99", "end_to_end_ms_p999",

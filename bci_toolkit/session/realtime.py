@@ -11,6 +11,15 @@ in the latency's tail:
   processes from delaying a decision. Raising priority needs the right to (root or
   ``CAP_SYS_NICE``, or an ``rlimit`` for nice on Linux); when the OS refuses, a warning
   is logged once and the session continues at normal priority;
+* **real-time scheduling** (optional, Linux): a nice value only shares the CPU more
+  favourably, so a decision still waits for busy processes' time slices; with
+  ``rt_priority`` the decoding thread runs ``SCHED_FIFO`` and takes a core as soon as it
+  wakes. It sleeps between blocks, and the kernel's real-time throttling
+  (``/proc/sys/kernel/sched_rt_runtime_us``: 95% of each second by default) keeps CPU
+  time for everything else even if a decoder never sleeps. It needs ``CAP_SYS_NICE`` or
+  an ``rtprio`` limit; refusals are handled as for ``priority``. The LSL pull thread keeps
+  the normal scheduler: measured (``benchmarks/latency.py``), making it ``SCHED_FIFO`` as
+  well doubled the median added and end-to-end latency instead of shortening them;
 * **garbage collector**: once the engine is warm (its warm-up window decoded, before the
   stream's first window), every object alive is moved out of the collector's
   reach (:func:`gc.freeze`) and automatic collection is turned off, so that no collection
@@ -56,6 +65,10 @@ class RealtimeOptions:
         BLAS/OpenMP and torch threads of the decoding thread (0: leave as is).
     priority : int | None
         Nice value for the decoding thread (-20 highest, 19 lowest; None: unchanged).
+    rt_priority : int | None
+        Real-time priority (1-99, ``SCHED_FIFO``) for the decoding thread (None: the
+        normal scheduler). The thread then no longer uses its nice value; when the OS
+        refuses it, ``priority`` still applies.
     cpus : sequence of int | None
         CPUs the decoding thread may run on (None: unchanged).
     freeze_gc : bool
@@ -67,11 +80,14 @@ class RealtimeOptions:
     priority: int | None = None
     cpus: Sequence[int] | None = None
     freeze_gc: bool = True
+    rt_priority: int | None = None
 
     def __post_init__(self) -> None:
         _check_range("threads", self.threads, 0, None)
         if self.priority is not None:
             _check_range("priority", self.priority, -20, 19)
+        if self.rt_priority is not None:
+            _check_range("rt_priority", self.rt_priority, 1, 99)
         if self.cpus is not None:
             if not self.cpus:
                 raise InvalidParameterError("cpus: give at least one CPU")
@@ -83,7 +99,7 @@ class RealtimeOptions:
 
         Each refusal is logged once as a warning; nothing here raises.
         """
-        refused = []
+        refused = self._set_realtime(threading.get_native_id())
         if self.priority is not None:
             try:
                 # On Linux a thread is a task with its own nice value.
@@ -95,10 +111,18 @@ class RealtimeOptions:
                 os.sched_setaffinity(0, set(self.cpus))  # 0: the calling thread on Linux
             except (OSError, AttributeError, ValueError) as exc:
                 refused.append(f"CPUs {sorted(self.cpus)}: {exc}")
-        for message in refused:
-            logger.warning("decoding thread: the OS refused %s; continuing without it",
-                           message)
+        _warn("decoding thread", refused)
         return refused
+
+    def _set_realtime(self, native_id: int) -> list[str]:
+        if self.rt_priority is None:
+            return []
+        try:
+            # Linux schedules each thread as a task: the native id selects this one only.
+            os.sched_setscheduler(native_id, os.SCHED_FIFO, os.sched_param(self.rt_priority))
+        except (OSError, AttributeError) as exc:  # EPERM without CAP_SYS_NICE / rtprio
+            return [f"real-time priority {self.rt_priority} (SCHED_FIFO): {exc}"]
+        return []
 
     def thread_limits(self) -> Any:
         """A context that holds the math-thread limits (a no-op for ``threads=0``)."""
@@ -112,6 +136,11 @@ class RealtimeOptions:
         except ImportError:  # pragma: no cover - a dependency of scikit-learn
             return contextlib.nullcontext()
         return threadpool_limits(self.threads)
+
+
+def _warn(what: str, refused: list[str]) -> None:
+    for message in refused:
+        logger.warning("%s: the OS refused %s; continuing without it", what, message)
 
 
 @contextlib.contextmanager

@@ -138,6 +138,11 @@ class InletThread:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def native_id(self) -> int | None:
+        """The OS id of the pull thread (to read or set its scheduling), None before start."""
+        return self._thread.native_id if self._thread is not None else None
+
     def _close_inlet(self) -> None:
         inlet, self._inlet = self._inlet, None
         if inlet is not None:

@@ -22,6 +22,7 @@ every few seconds), and made robust to:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -351,6 +352,8 @@ class MarkerInlet(InletThread):
     """
 
     what = "marker stream"
+    MAX_HELD = 10_000
+    MAX_LABEL = 256
 
     def __init__(self, name: str | None = None, stype: str | None = None,
                  source_id: str | None = None, *, timeout: float = 10.0,
@@ -361,7 +364,10 @@ class MarkerInlet(InletThread):
         super().__init__(name, stype, source_id, timeout=timeout, stall_timeout=5.0,
                          reconnect_timeout=reconnect_timeout, max_buffered=60, events=events)
         self.on_marker = on_marker
-        self.markers: list[Marker] = []
+        # A peer may flood the stream: memory holds the newest MAX_HELD markers, labels are
+        # cut at MAX_LABEL characters, and ``n_received`` counts everything that came.
+        self.markers: collections.deque[Marker] = collections.deque(maxlen=self.MAX_HELD)
+        self.n_received = 0
         self._lock = threading.Lock()
         self._offset = 0.0
         self._next_sync = 0.0
@@ -391,14 +397,25 @@ class MarkerInlet(InletThread):
             self._next_sync = arrival + 5.0
         for value, ts in zip(values, stamps, strict=True):
             label = value[0] if isinstance(value, list | tuple | np.ndarray) else value
-            marker = Marker(float(ts) + self._offset, str(label), arrival)
+            marker = Marker(float(ts) + self._offset, str(label)[:self.MAX_LABEL], arrival)
             with self._lock:
                 self.markers.append(marker)
+                self.n_received += 1
             if self.on_marker is not None:
                 self.on_marker(marker)
         return True
 
     def all(self) -> list[Marker]:
-        """Every marker received so far."""
+        """The markers held (the newest ``MAX_HELD`` of those received)."""
         with self._lock:
             return list(self.markers)
+
+    def since(self, n_seen: int) -> tuple[list[Marker], int]:
+        """Markers received after the first ``n_seen``, and the new count.
+
+        Markers that have left the bounded memory since are skipped.
+        """
+        with self._lock:
+            n = self.n_received
+            new = min(n - n_seen, len(self.markers))
+            return (list(self.markers)[len(self.markers) - new:] if new > 0 else []), n

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bci_toolkit.evaluation.outputs import read_results
 from bci_toolkit.privacy import PrivacyPolicy, is_encrypted, pseudonym
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -60,7 +61,7 @@ def validate(root: Path) -> list[dict]:
 
 
 def _scores(out: Path) -> list[dict]:
-    rows = json.loads((out / "results.json").read_text())
+    rows = read_results(out).rows
     rows = rows["rows"] if isinstance(rows, dict) else rows
     return rows
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +11,8 @@ from pathlib import Path
 import mne
 import pytest
 import yaml
+
+from bci_toolkit.evaluation.outputs import read_results
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +69,7 @@ def test_evaluate_writes_results_and_report(data_dir, tmp_path):
                "--pipelines", "csp_lda,ts_lr", "--protocol", "within-session", "--out", str(out),
                "--n-jobs", "1", "--seed", "42", "--data-dir", str(data_dir))
     assert "csp_lda" in proc.stdout and "mean" in proc.stdout
-    rows = json.loads((out / "results.json").read_text())
+    rows = read_results(out).rows
     assert len(rows) == 4
     assert {r["pipeline"] for r in rows} == {"csp_lda", "ts_lr"}
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
@@ -168,7 +169,7 @@ def test_user_files_and_event_errors(data_dir, tmp_path, bci_in_process):
     edf = _write_user_edf(tmp_path, data_dir, {"T1": "cue_left", "T2": "cue_right"})
     bci("evaluate", "--file", str(edf), "--events", "cue_left=left,cue_right=right",
                "--pipelines", "mdm", "--n-folds", "3", "--out", str(tmp_path / "o"))
-    rows = json.loads((tmp_path / "o" / "results.json").read_text())
+    rows = read_results(tmp_path / "o").rows
     assert rows[0]["n_trials"] == 15 and rows[0]["dataset"] == "files"
     assert_one_line_error(
         bci_in_process("evaluate", "--file", str(edf), "--events", "T7=left", "--pipelines",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import numpy as np
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
+
+from bci_toolkit.evaluation.outputs import read_results
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +68,7 @@ def test_cli_evaluate_and_training_run_a_deep_pipeline(data_dir, tmp_path):
          "--pipelines", str(pipeline), "--n-folds", "2", "--out", str(out), "--no-report"],
         env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
-    rows = json.loads((out / "results.json").read_text())
+    rows = read_results(out).rows
     deep = [r for r in rows if r["pipeline"] == "eegnet_quick"]
     assert len(deep) == 1 and deep[0]["metric"] == "roc_auc"
     assert 0.0 <= deep[0]["score"] <= 1.0 and deep[0]["n_channels"] == 21

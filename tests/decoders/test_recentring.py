@@ -111,3 +111,27 @@ def test_offline_pipeline_re_centres_training_subjects_and_decoded_trials(s007_e
     scaled = type(test)(test.X * gain, test.y, test.meta, test.ch_names, test.sfreq, test.info)
     np.testing.assert_allclose(pipeline.predict_proba(scaled), pipeline.predict_proba(test),
                                atol=1e-6)
+
+
+def test_stream_reference_is_the_running_mean_live_reaches(s007_epochs):
+    """Training on a subject's stream reference: the same estimator as OnlineRecentring."""
+    from bci_toolkit.decoders.recentring import stream_reference
+
+    # Three "runs" of continuous signal: the epochs laid end to end.
+    runs = [np.concatenate(list(s007_epochs.X[i:i + 5]), axis=1) for i in (0, 5, 10)]
+    n_window, stride = 481, 240
+    online = OnlineRecentring("riemann")
+    for x in runs:
+        for end in range(n_window, x.shape[1] + 1, stride):
+            online.update(x[:, end - n_window:end])
+    ref = stream_reference(runs, n_window, stride, "riemann")
+    np.testing.assert_allclose(ref, online.mean_, rtol=1e-10, atol=1e-12)
+    # A group with a reference is re-centred by it; a group without one, by its trials.
+    X = s007_epochs.X[:20]
+    groups = np.repeat([3, 4], 10)
+    out = recentre_groups(X, groups, "riemann", references={3: ref})
+    np.testing.assert_allclose(out[:10], invsqrtm(ref) @ X[:10], rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(out[10:], recentre_groups(X[10:], groups[10:], "riemann"),
+                               rtol=1e-10, atol=1e-9)
+    with pytest.raises(ValueError, match="no window of 481 samples"):
+        stream_reference([X[0][:, :100]], n_window, stride)

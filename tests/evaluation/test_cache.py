@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from bci_toolkit.evaluation.outputs import read_results
+
 ROOT = Path(__file__).resolve().parents[2]
 # Per-fold timings differ from run to run; every other field must be identical.
 TIMING = {"fit_time_s", "predict_time_s"}
@@ -37,7 +39,7 @@ def _cells(cache: Path) -> list[Path]:
 
 
 def _rows(out: Path) -> list[dict]:
-    rows = json.loads((out / "results.json").read_text())
+    rows = read_results(out).rows
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 

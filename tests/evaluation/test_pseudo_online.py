@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from bci_toolkit.evaluation.live_replay import stream_run
+from bci_toolkit.evaluation.outputs import read_results
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +80,7 @@ def test_bci_evaluate_pseudo_online_next_to_offline(data_dir, tmp_path):
          "--protocol", "pseudo-online", "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads((out / "results.json").read_text())
+    rows = read_results(out).rows
     assert len(rows) == 1
     row = rows[0]
     assert row["protocol"] == "pseudo-online" and row["pipeline"] == "csp_live"

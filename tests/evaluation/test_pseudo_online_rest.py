@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from bci_toolkit.evaluation.live_replay import score_run, stream_run
+from bci_toolkit.evaluation.outputs import read_results
 
 pytestmark = pytest.mark.slow
 
@@ -66,14 +67,14 @@ def test_eegmmidb_rest_aware_decoding_over_lsl(data_dir, tmp_path, one_blas_thre
     assert commands and all(c["class"] in ("left", "right") for c in commands)
     rest_windows = [d for d in stream.decisions if d.label == "rest"]
     assert len(rest_windows) > len(stream.decisions) / 3
-    # As a user feels it, on a run the decoder never saw: an order of magnitude fewer false
-    # activations at rest than the shipped two-class pipelines (45-60 a minute on this
-    # subject; 5.9 here: the budget of 1 is met on the training folds, not on this run,
-    # see docs/live.md), and cues answered with the right command.
+    # As a user feels it, on a run the decoder never saw: within the budget of one false
+    # activation a minute at rest (the shipped two-class pipelines make 45-60 a minute on
+    # this subject), and cues answered with the right command (7 of 15, none wrong, with
+    # the confidence rule's margin: see docs/live.md).
     s = scored["async"]
     assert s.rest_minutes > 0.8 and s.n_cues == 15
-    assert s.false_per_min <= 8.0
-    assert s.tpr >= 0.5 and s.hits > 3 * s.wrong
+    assert s.false_per_min <= 1.0
+    assert s.tpr >= 0.4 and s.hits > 3 * s.wrong
     assert s.median_latency_s is not None and 1.0 <= s.median_latency_s <= 4.0
 
 
@@ -119,7 +120,7 @@ def test_bci_evaluate_reports_asynchronous_figures_and_the_tradeoff(data_dir, tm
          "--protocol", "pseudo-online", "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    (row,) = json.loads((out / "results.json").read_text())
+    (row,) = read_results(out).rows
     assert row["held_out_runs"] == ["R04", "R08", "R12"] and row["hit_within_s"] == 4.0
     # Each fold's policy was calibrated on its own training runs, never the held-out one.
     points = row["operating_points"]
@@ -128,7 +129,8 @@ def test_bci_evaluate_reports_asynchronous_figures_and_the_tradeoff(data_dir, tm
     for key in ("false_activations_per_min", "tpr", "wrong_commands_per_min",
                 "median_cue_to_command_s", "itr_bits_per_min"):
         assert row[key] is not None and row[key] >= 0, key
-    assert row["false_activations_per_min"] < 10 and row["tpr"] >= 0.3
+    # The budget holds on every held-out run; the margin costs answered cues (docs/live.md).
+    assert row["false_activations_per_min"] <= 1.0 and row["tpr"] >= 0.15
     curve = row["tradeoff"]
     assert len(curve) == 14 and curve[0]["false_per_min"] >= curve[-1]["false_per_min"]
     report = (out / "report.html").read_text()

@@ -133,3 +133,38 @@ def test_adjusted_chance_of_roc_auc_against_simulated_null():
     aucs = np.array([roc_auc_score(y, rng.standard_normal(45)) for _ in range(4000)])
     t = adjusted_chance_level(45, 2, "roc_auc", class_counts=(22, 23))
     assert 0.03 < np.mean(aucs > t) < 0.07
+
+
+def test_results_json_holds_the_statistics_as_strict_json(tmp_path):
+    """results.json (schema 2) carries rows and statistics; an infinite SMD (differences that
+    do not vary) is written as null, so that any JSON parser reads the file; version-1 files
+    (a bare list of rows) still read."""
+    import json
+
+    from bci_toolkit.evaluation.outputs import read_results, write_results
+    from bci_toolkit.evaluation.stats import statistics
+
+    rows = _rows({"d1": 5, "d2": 6})
+    for r in rows:  # mdm beats csp_lda by exactly 1/8 on every d1 subject: SMD = +inf
+        r["metric"] = "roc_auc"
+        if r["dataset"] == "d1":  # (scores on a 1/64 grid: the differences are exact)
+            r["score"] = r["subject"] / 64 + (0.125 if r["pipeline"] == "mdm" else 0.0)
+    stats = statistics(rows)
+    assert any(c["smd"] == np.inf for c in stats["paired"])
+    write_results(rows, tmp_path)
+
+    def no_constants(name):
+        raise AssertionError(f"non-standard JSON constant {name}")
+
+    doc = json.loads((tmp_path / "results.json").read_text(), parse_constant=no_constants)
+    assert doc["schema"] == "bci-toolkit/results" and doc["version"] == 2
+    assert doc["rows"] == rows
+    smd = {(c["dataset"], c["pipe1"], c["pipe2"]): c["smd"] for c in doc["statistics"]["paired"]}
+    assert smd[("d1", "mdm", "csp_lda")] is None
+    assert smd[("d2", "mdm", "csp_lda")] == pytest.approx(
+        next(c["smd"] for c in stats["paired"] if c["dataset"] == "d2"
+             and c["pipe1"] == "mdm" and c["pipe2"] == "csp_lda"))
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.json").write_text(json.dumps(rows))
+    old = read_results(tmp_path / "old")
+    assert old.version == 1 and old.rows == rows and old.statistics == {}

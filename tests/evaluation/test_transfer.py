@@ -40,3 +40,4 @@ def test_four_conditions_and_the_calibration_curve(data_dir):
     title, html = result.extra_sections[0]
     assert "Transfer" in title and "Calibration curve" in html
     assert "data:image/png;base64," in html and "(b) adapted, no labels" in html
+    assert "(b) without labels reaches (d) in accuracy for" in html

@@ -164,10 +164,26 @@ def keep_screenshots():
     return keep
 
 
+def wait_url(url: str, proc, timeout: float = 90.0) -> None:
+    """Wait until a monitor at ``url`` answers, failing early if ``proc`` exited."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited early: {proc.stderr.read()}")
+        try:
+            urllib.request.urlopen(url + "api/state", timeout=2).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} never answered")
+
+
 @pytest.fixture(scope="session")
 def h():
-    """Helpers: ``js``, ``wait_js``, ``free_port``, ``cli_env``, ``CLI``."""
+    """Helpers: ``js``, ``wait_js``, ``wait_url``, ``free_port``, ``cli_env``, ``CLI``."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(js=js, wait_js=wait_js, free_port=free_port, cli_env=cli_env,
-                           CLI=CLI)
+    return SimpleNamespace(js=js, wait_js=wait_js, wait_url=wait_url, free_port=free_port,
+                           cli_env=cli_env, CLI=CLI)

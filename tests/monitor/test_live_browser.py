@@ -13,24 +13,11 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
 pytestmark = [pytest.mark.lsl, pytest.mark.slow]
 
-
-def _wait_url(url: str, proc, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"bci live exited early: {proc.stderr.read()}")
-        try:
-            urllib.request.urlopen(url + "api/state", timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} never answered")
 
 
 def test_live_monitor_and_feedback(browser, processes, h, data_dir, stream_name, s007_model,
@@ -43,7 +30,7 @@ def test_live_monitor_and_feedback(browser, processes, h, data_dir, stream_name,
                       "--markers", f"{stream_name}-markers", "--monitor", str(port),
                       "--duration", "300", "--no-record", "--json"], env)
     url = f"http://127.0.0.1:{port}/"
-    _wait_url(url, live)
+    h.wait_url(url, live)
     browser.get(url)
     h.wait_js(browser, "!document.getElementById('live').hidden", 15)
     # Probabilities over time, with the threshold; latency p50/p99.

@@ -9,6 +9,7 @@ import pytest
 
 from bci_toolkit import Pipeline
 from bci_toolkit.errors import DataError, UnknownNameError
+from bci_toolkit.evaluation.outputs import read_results
 from bci_toolkit.pipeline import DatasetSource, FilesSource, concat_epochs, train
 from bci_toolkit.privacy import PrivacyPolicy
 
@@ -108,7 +109,7 @@ def test_bci_train_and_evaluate_take_files_and_recorded_sessions(synthetic_files
                           "--pipelines", "csp_lda", "--n-folds", "3", "--no-report",
                           "--out", str(tmp_path / "eval"))
     assert code == 0, err
-    rows = json.loads((tmp_path / "eval" / "results.json").read_text())
+    rows = read_results(tmp_path / "eval").rows
     assert [r["dataset"] for r in rows] == ["session"] and rows[0]["n_trials"] == 40
 
 

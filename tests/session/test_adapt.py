@@ -46,20 +46,19 @@ def _live(replay, model: Pipeline, raw, *, adapt: bool) -> list:
     return decisions
 
 
-def _trial_accuracy(decisions: list, raw, spec, after_s: float) -> tuple[float, int]:
-    """Accuracy of the windows ending where each cue's epoch ends (cues after ``after_s``)."""
+def _trial_hits(decisions: list, raw, spec, after_s: float) -> dict[float, bool]:
+    """Per cue after ``after_s``: whether the window ending where its epoch ends is right."""
     sfreq = raw.info["sfreq"]
     ends = np.array([d.index for d in decisions])
-    correct = total = 0
+    hits = {}
     for onset, label in zip(raw.annotations.onset, raw.annotations.description, strict=True):
         if label not in CLASSES or onset < after_s:
             continue
         target = int(round((onset + spec.preprocessing.epoch.tmax) * sfreq))
         k = int(np.argmin(np.abs(ends - target)))
         if abs(ends[k] - target) <= 8:
-            total += 1
-            correct += decisions[k].label == label
-    return correct / total, total
+            hits[float(onset)] = decisions[k].label == label
+    return hits
 
 
 @pytest.mark.slow
@@ -69,9 +68,14 @@ def test_adapted_session_decides_a_new_user_better_than_the_pooled_model(s007, p
     raw = s007[1].raw  # R08
     unadapted = _live(replay_into_session, plain, raw, adapt=False)
     adapted = _live(replay_into_session, adaptive, raw, adapt=True)
-    acc_plain, n = _trial_accuracy(unadapted, raw, plain.spec, WARMUP_S)
-    acc_adapted, n2 = _trial_accuracy(adapted, raw, adaptive.spec, WARMUP_S)
-    assert n == n2 >= 12
+    hits_plain = _trial_hits(unadapted, raw, plain.spec, WARMUP_S)
+    hits_adapted = _trial_hits(adapted, raw, adaptive.spec, WARMUP_S)
+    # The same cues in both sessions (on a loaded machine a session may stop a window
+    # before the end of the recording: the last cue can go undecided in one of them).
+    both = sorted(set(hits_plain) & set(hits_adapted))
+    assert len(both) >= 12
+    acc_plain = np.mean([hits_plain[t] for t in both])
+    acc_adapted = np.mean([hits_adapted[t] for t in both])
     assert acc_adapted > acc_plain + 0.1, (acc_plain, acc_adapted)
     # No command while the running reference warms up, and commands after it.
     first_window_s = adaptive.spec.window_length

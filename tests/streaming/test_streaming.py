@@ -144,3 +144,30 @@ def test_replay_publishes_real_eeg_in_microvolts_with_aligned_markers(s007, stre
     np.testing.assert_allclose([m.time for m in got], block.timestamps[onsets], atol=1e-4)
     # Samples are stamped 1 / (sfreq * speed) apart on the local clock.
     np.testing.assert_allclose(np.diff(block.timestamps), 1 / (160 * 6.0), atol=1e-9)
+
+
+def test_a_marker_flood_is_held_bounded_and_counted(stream_name, monkeypatch):
+    from bci_toolkit.streaming.outlet import marker_outlet
+
+    monkeypatch.setattr(MarkerInlet, "MAX_HELD", 50)
+    outlet = marker_outlet(stream_name)
+    inlet = MarkerInlet(stream_name, timeout=5).start()
+    try:
+        deadline = time.perf_counter() + 5
+        while not outlet.wait_for_consumers(0.1) and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        for i in range(300):
+            outlet.push_sample([f"{i}:" + "x" * 10_000])
+        deadline = time.perf_counter() + 10
+        while inlet.n_received < 300 and time.perf_counter() < deadline:
+            time.sleep(0.02)
+        new, n = inlet.since(280)
+    finally:
+        inlet.stop()
+        del outlet
+    assert inlet.n_received == n == 300
+    held = inlet.all()
+    assert len(held) == 50 and held[-1].label.startswith("299:")
+    assert max(len(m.label) for m in held) == MarkerInlet.MAX_LABEL
+    assert [m.label.split(":")[0] for m in new] == [str(i) for i in range(280, 300)]
+    assert inlet.since(0)[0] == held  # older markers have left the bounded memory

@@ -73,8 +73,12 @@ def _session(model: bytes, n_threads: int = 1) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    # One thread (the caller's) by default: a pool's worker threads wait for a CPU of
+    # their own on a busy machine, and a single window is too small to share out.
     opts.intra_op_num_threads = max(int(n_threads or 1), 1)
     opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 

@@ -41,6 +41,7 @@ class LiveInferenceMixin:
         inv_scale = 1.0 / self.scaler_scale_
         self._onnx_ = _OnnxCache()  # built on the first live window (live_runtime="onnx")
         self._onnx_input_ = np.zeros(shape, dtype=np.float32)
+        self._onnx_finite_ = np.zeros(shape, dtype=bool)
         self._offset_ = torch.from_numpy((self.scaler_mean_ * inv_scale)[:, None]
                                          .astype(np.float32))
         self._affine_ = torch.from_numpy(
@@ -92,25 +93,45 @@ class LiveInferenceMixin:
     def _predict_onnx_single(self, w: np.ndarray) -> np.ndarray:
         # The exported graph (alignment, standardisation, network, crop mean, softmax in
         # one ONNX model) under onnxruntime: on CPUs where torch's small convolutions
-        # dominate a window's cost, it is several times faster. Built once, in memory.
-        if self._onnx_.session is None:
-            from bci_toolkit.decoders.deep.export import onnx_session
-
-            self._onnx_.session = onnx_session(self, n_threads=self.n_threads_)
+        # dominate a window's cost, it is several times faster. Built once, in memory,
+        # with its input and output bound to preallocated arrays (IO binding): a window
+        # allocates nothing but the returned probabilities.
         x = self._onnx_input_
+        cache = self._onnx_
+        if cache.session is None or cache.input is not x:
+            cache.bind(self, x)
         np.copyto(x[0], w, casting="same_kind")
-        if not np.isfinite(x).all():
+        if not np.isfinite(x, out=self._onnx_finite_).all():
             raise ValueError(f"{type(self).__name__}: window contains NaN or Inf")
-        return self._onnx_.session.run(["proba"], {"eeg": x})[0][0].astype(np.float64)
+        cache.session.run_with_iobinding(cache.binding)
+        return cache.output[0].astype(np.float64)
+
 
 class _OnnxCache:
     """Holds a lazily built onnxruntime session; copies start empty (sessions cannot be
     copied or pickled, and a copy may be fine-tuned into different weights)."""
 
-    __slots__ = ("session",)
+    __slots__ = ("binding", "input", "output", "session")
 
     def __init__(self) -> None:
         self.session: Any = None
+        self.binding: Any = None
+        self.input: np.ndarray | None = None   # the arrays bound by address: kept alive here
+        self.output: np.ndarray | None = None
+
+    def bind(self, decoder: Any, x: np.ndarray) -> None:
+        """Build the session (one thread: the caller's) and bind ``x`` and an output."""
+        from bci_toolkit.decoders.deep.export import onnx_session
+
+        if self.session is None:
+            self.session = onnx_session(decoder, n_threads=1)
+        (out,) = self.session.get_outputs()
+        output = np.zeros((x.shape[0], len(decoder.classes_)), dtype=np.float32)
+        binding = self.session.io_binding()
+        binding.bind_input("eeg", "cpu", 0, np.float32, list(x.shape), x.ctypes.data)
+        binding.bind_output(out.name, "cpu", 0, np.float32, list(output.shape),
+                            output.ctypes.data)
+        self.binding, self.input, self.output = binding, x, output
 
     def __deepcopy__(self, memo: dict) -> _OnnxCache:
         return _OnnxCache()

@@ -9,7 +9,8 @@ epoch ends:
 (a) ``pretrained``: the pooled model as is.
 (b) ``adapted``: the pooled model, adapted online without labels by the live engine
     (``bci live --adapt``): re-centring from the running mean of past windows for
-    classical and Riemannian decoders (pre-trained with each subject re-centred:
+    classical and Riemannian decoders (pre-trained with each subject re-centred by the
+    mean of its own stream, the reference the live path reaches:
     ``adaptation.recentre``, ``riemann`` unless the spec names another metric), or the
     decoder's own running normalisation (``adapt_normalisation``, ConvNets and the
     spiking network). The adaptation state carries over from run to run; only (b) needs
@@ -108,21 +109,50 @@ def held_out_rows(source: DataSource, pipelines: Sequence[Pipeline], config: Eva
 
 
 def adaptive_model(pipeline: Pipeline, pretrained: Pipeline, others: Sequence[EpochsData],
-                   classes: Sequence[str]) -> Pipeline:
-    """The model (b) adapts: the pooled model itself when its decoder adapts its own
-    normalisation or its spec re-centres already; otherwise the pipeline pre-trained with
-    each subject re-centred (``adaptation.recentre: riemann``)."""
+                   classes: Sequence[str], source: DataSource | None = None) -> Pipeline:
+    """The model (b) adapts.
+
+    A decoder that adapts its own normalisation (ConvNets, the spiking network) and does
+    not re-centre: the pooled model itself. Otherwise the pipeline (``adaptation.recentre``
+    of its spec, ``riemann`` if it names none) pre-trained with each subject re-centred by
+    the reference the live path would reach on that subject's stream
+    (:func:`~bci_toolkit.pipeline.references.stream_references`, from ``source``'s runs;
+    without a source, by the mean of its trials).
+    """
     from bci_toolkit.decoders.capabilities import AdaptsNormalisation
-    from bci_toolkit.evaluation.protocols.finetune import pretrain
+    from bci_toolkit.pipeline.source import concat_epochs
 
     spec = pipeline.spec
-    if spec.adaptation.recentre != "none" or isinstance(pretrained.decoder_,
-                                                        AdaptsNormalisation):
+    if spec.adaptation.recentre == "none" and isinstance(pretrained.decoder_,
+                                                         AdaptsNormalisation):
         return pretrained
-    adaptation = spec.adaptation.model_copy(update={"recentre": "riemann"})
-    twin = type(pipeline)(spec.model_copy(update={"adaptation": adaptation}),
-                          phase=pipeline.phase, seed=pipeline.seed)
-    return pretrain(twin, others, classes)
+    twin = pipeline
+    if spec.adaptation.recentre == "none":
+        adaptation = spec.adaptation.model_copy(update={"recentre": "riemann"})
+        twin = type(pipeline)(spec.model_copy(update={"adaptation": adaptation}),
+                              phase=pipeline.phase, seed=pipeline.seed)
+    pool = concat_epochs(list(others))
+    subjects = pool.meta["subject"].to_numpy()
+    references = None if source is None else _stream_references(
+        source, twin, sorted({int(s) for s in subjects}))
+    return twin.fresh().fit(pool, classes=classes, groups=subjects, references=references)
+
+
+#: Stream references per (source, preprocessing, metric, subject): every held-out fold
+#: pre-trains on the same subjects' streams.
+_REFERENCES: dict[tuple[Any, ...], np.ndarray] = {}
+
+
+def _stream_references(source: DataSource, pipeline: Pipeline, subjects: Sequence[int]
+                       ) -> dict[int, np.ndarray]:
+    from bci_toolkit.pipeline.references import stream_references
+
+    key = (source.name, pipeline.preprocessing_key(), pipeline.spec.adaptation.recentre)
+    for s in subjects:
+        if (*key, s) not in _REFERENCES:
+            for subject, ref in stream_references(pipeline, source.recordings(s)).items():
+                _REFERENCES[(*key, subject)] = ref
+    return {s: _REFERENCES[(*key, s)] for s in subjects}
 
 
 def transfer_subject(source: DataSource, pipeline: Pipeline, own: EpochsData,
@@ -140,7 +170,7 @@ def transfer_subject(source: DataSource, pipeline: Pipeline, own: EpochsData,
                     own.ch_names, own.sfreq, own.info)
     t0 = time.perf_counter()
     pretrained = pretrain(pipeline, others, classes)
-    adaptive = adaptive_model(pipeline, pretrained, others, classes)
+    adaptive = adaptive_model(pipeline, pretrained, others, classes, source)
     pretrain_s = time.perf_counter() - t0
     test = np.arange(len(own.y)) >= k_trials
     proba: dict[str, np.ndarray] = {}
@@ -213,7 +243,6 @@ def stream_adapted(model: Pipeline, own: EpochsData, recordings: Sequence[Any],
     onsets = own.meta["onset"].to_numpy()
     adapter = None
     for rec in recordings:
-        rows = np.flatnonzero(runs == str(rec.run))
         data, names, *_ = raw_for_replay(rec.raw)
         sfreq = float(rec.raw.info["sfreq"])
         engine = DecodingEngine.from_pipeline(model, names, mode="exhaustive", adapt=True,
@@ -228,21 +257,31 @@ def stream_adapted(model: Pipeline, own: EpochsData, recordings: Sequence[Any],
             stop = min(len(x), start + step)
             t = np.arange(start, stop) / sfreq
             decisions.extend(engine.process(x[start:stop], start, t, t))
-        if not decisions or not len(rows):
-            continue
-        ends = np.array([d.index for d in decisions])
-        # Decisions are indexed in stream samples, at the recording's own rate.
-        epoch_end = int(round(spec.preprocessing.epoch.tmax * sfreq))
-        tolerance = engine.online.pre.to_stream_samples(engine.n_step) // 2
-        order = [list(engine.classes).index(c) if c in engine.classes else None
-                 for c in classes]
-        for i in rows:
-            target = int(round(onsets[i] * sfreq)) - rec.raw.first_samp + epoch_end
-            k = int(np.argmin(np.abs(ends - target)))
-            if abs(ends[k] - target) <= tolerance:
-                p = decisions[k].proba
-                out[i] = [p[j] if j is not None else 0.0 for j in order]
+        score_run_at_cues(out, decisions, rec, runs, onsets, spec, engine, classes, 0, sfreq)
     return out
+
+
+def score_run_at_cues(out: np.ndarray, decisions: list, rec: Any, runs: np.ndarray,
+                      onsets: np.ndarray, spec: Any, engine: Any, classes: Sequence[str],
+                      offset: int, sfreq: float) -> None:
+    """Fill ``out``'s rows of ``rec``'s trials with the decision ending at each epoch's end.
+
+    Decisions are indexed in stream samples at the recording's own rate, ``offset`` samples
+    after the recording's start; a trial with no decision within half a step keeps its row.
+    """
+    rows = np.flatnonzero(runs == str(rec.run))
+    if not decisions or not len(rows):
+        return
+    ends = np.array([d.index for d in decisions]) - offset
+    epoch_end = int(round(spec.preprocessing.epoch.tmax * sfreq))
+    tolerance = engine.online.pre.to_stream_samples(engine.n_step) // 2
+    order = [list(engine.classes).index(c) if c in engine.classes else None for c in classes]
+    for i in rows:
+        target = int(round(onsets[i] * sfreq)) - rec.raw.first_samp + epoch_end
+        k = int(np.argmin(np.abs(ends - target)))
+        if abs(ends[k] - target) <= tolerance:
+            p = decisions[k].proba
+            out[i] = [p[j] if j is not None else 0.0 for j in order]
 
 
 def calibration_curve(pipeline: Pipeline, pretrained: Pipeline, own: EpochsData,
