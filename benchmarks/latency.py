@@ -63,7 +63,7 @@ CONFIGS = ("csp_lda@160x64", "ts_lr@160x64", "csp_lda@500x64", "ts_lr@500x64",
            "csp_lda@1000x64", "ts_lr@1000x64", "csp_lda@2000x256",
            "shallow_convnet@160x64", "snn@160x64")
 SINKS = ("lsl", "udp", "ws", "jsonl")
-# Targets of issue 15 (added latency p99 under load, ms).
+# Targets (added latency p99 under load, ms).
 TARGETS = {("csp_lda", 160): 2.0, ("ts_lr", 160): 2.0, ("csp_lda", 1000): 5.0,
            ("ts_lr", 1000): 5.0, ("shallow_convnet", 160): 5.0, ("snn", 160): 5.0}
 

@@ -21,7 +21,7 @@ Run::
         [--phases closed,open,open-inprocess,closed,open,open-inprocess]
         [--rt-priority N] [--cpu K]
 
-``--rt-priority N`` runs the decoding thread (and the LSL pull thread) under SCHED_FIFO at
+``--rt-priority N`` runs the decoding thread under SCHED_FIFO at
 priority N, as ``bci live --rt-priority N`` does on a lab machine (docs/latency.md, "On a lab machine"); it is not
 the default configuration, and the figures it gives must be reported as such. ``--cpu K``
 pins the decoding thread to CPU K (``bci live --cpu K``) and Chromium, the monitor's child
