@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -418,4 +419,6 @@ class MarkerInlet(InletThread):
         with self._lock:
             n = self.n_received
             new = min(n - n_seen, len(self.markers))
-            return (list(self.markers)[len(self.markers) - new:] if new > 0 else []), n
+            # Walk back only over the new markers: the monitor polls this many times a
+            # second, and copying the whole held deque each time would cost O(MAX_HELD).
+            return list(itertools.islice(reversed(self.markers), max(new, 0)))[::-1], n
