@@ -24,7 +24,7 @@ every subject, and a TPR of at least 0.6 within 4 s for subjects whose offline R
 Run::
 
     nice -n 5 .venv/bin/python benchmarks/async_control.py [--subjects 1-10,42,55-63]
-        [--ssvep-subjects 3,4] [--after ts_lr_rest] [--max-false-per-min 1]
+        [--ssvep-subjects 3,4 (or '' for none)] [--after ts_lr_rest] [--max-false-per-min 1]
         [--n-jobs 2] [--out results/async_control.json]
 """
 
@@ -140,7 +140,9 @@ def main() -> None:
     setup_env()
     from bci_toolkit.cli._common import parse_int_list
 
-    jobs = [("ssvepexo", s) for s in parse_int_list(args.ssvep_subjects, "ssvep subjects")]
+    # An empty --ssvep-subjects runs EEGMMIDB only.
+    jobs = [("ssvepexo", s) for s in parse_int_list(args.ssvep_subjects, "ssvep subjects")
+            ] if args.ssvep_subjects.strip() else []
     jobs += [("eegbci", s) for s in parse_int_list(args.subjects, "subjects")]
     save = results_writer(args.out)
     print(f"load average at start: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} "
@@ -161,7 +163,8 @@ def main() -> None:
                 save(rows)
     elapsed = time.perf_counter() - t0
     for dataset in ("ssvepexo", "eegbci"):
-        _table(rows, dataset, args.after, args.max_false_per_min)
+        if any(r["dataset"] == dataset for r in rows):
+            _table(rows, dataset, args.after, args.max_false_per_min)
     print(f"\n{elapsed:.0f} s with {args.n_jobs} processes; load average at end: "
           f"{os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
 

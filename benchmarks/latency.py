@@ -44,6 +44,7 @@ for 3 epochs instead of the shipped 60 (latency does not depend on the weights).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -53,6 +54,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -225,6 +227,13 @@ def _paths(online) -> tuple[list[str], list]:
         return (["naive", "incremental"],
                 [lambda off: online.predict_proba(online.window(off)),
                  lambda off: online.incremental.proba(off).copy()])
+    if hasattr(decoder, "live_reuse"):   # the spiking decoder: torch vs its sliding path
+        def spiking(reuse):
+            def run(off):
+                decoder.live_reuse = reuse
+                return online.predict_proba(online.window(off))
+            return run
+        return ["torch", "sliding"], [spiking(False), spiking(True)]
     if hasattr(decoder, "live_runtime"):
         def runtime(kind):
             def run(off):
@@ -245,7 +254,7 @@ def _stats(values) -> list[float]:
 
 
 def measure(name: str, sfreq: float, n_channels: int, seconds: float, prepared,
-            realtime=None) -> dict:
+            realtime=None, peers_cpus: list[int] | None = None) -> dict:
     pipeline, stream, names = prepared
     tag = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory() as tmp:
@@ -254,9 +263,11 @@ def measure(name: str, sfreq: float, n_channels: int, seconds: float, prepared,
         np.save(path, stream)
         Path(path + ".json").write_text(json.dumps(names))
         amp = subprocess.Popen([sys.executable, __file__, "--amplifier", f"bci-lat-{tag}", path,
-                                str(sfreq), str(seconds), go], stdout=subprocess.PIPE, text=True)
+                                str(sfreq), str(seconds), go], stdout=subprocess.PIPE, text=True,
+                               preexec_fn=_pinned(peers_cpus))
         cli = subprocess.Popen([sys.executable, __file__, "--clients", f"bci-cmd-{tag}", jsonl,
-                                out], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                out], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=_pinned(peers_cpus))
         try:
             return _run(name, sfreq, n_channels, seconds, pipeline, amp, cli, tag, go, jsonl,
                         out, realtime)
@@ -330,15 +341,32 @@ def _scheduling(session) -> str:
     for what, tid in (("decoder", session.loop.native_id),
                       ("pull", session.inlet.native_id)):
         policy = os.sched_getscheduler(tid)
+        cpus = f", CPUs {sorted(os.sched_getaffinity(tid))}"
         if policy == os.SCHED_FIFO:
-            out.append(f"{what} SCHED_FIFO {os.sched_getparam(tid).sched_priority}")
+            out.append(f"{what} SCHED_FIFO {os.sched_getparam(tid).sched_priority}{cpus}")
         else:
-            out.append(f"{what} normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}")
+            out.append(f"{what} normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}{cpus}")
     return "; ".join(out)
 
 
-def _busy(n: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+def _pinned(cpus) -> Any:
+    """A ``preexec_fn`` that pins the child to ``cpus`` (None: leave it as inherited)."""
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, set(cpus))
+
+
+def _busy(cpus: list[int]) -> list[subprocess.Popen]:
+    """One busy process pinned to each of ``cpus``."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                             preexec_fn=_pinned([c])) for c in cpus]
+
+
+def _pin_this_process(cpus: list[int]) -> None:
+    """Pin every thread of this process (and the threads it starts later) to ``cpus``."""
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread that just ended
+            os.sched_setaffinity(int(tid), set(cpus))
 
 
 def _fmt(s: list[float]) -> str:
@@ -388,11 +416,20 @@ def main() -> None:
                              "(default: the normal scheduler).")
     parser.add_argument("--priority", type=int, default=None,
                         help="Nice value of the decoding thread (-20..19).")
+    parser.add_argument("--peers-on-session-cpu", action="store_true",
+                        help="Run the amplifier stand-in, the sink clients and every thread "
+                             "of this process on the session's CPU (a lab set-up: the BCI's "
+                             "processes on one core; the competing load stays one busy "
+                             "process per CPU).")
     args = parser.parse_args()
     setup_env()
     from bci_toolkit.session.realtime import RealtimeOptions
 
-    realtime = RealtimeOptions(priority=args.priority, rt_priority=args.rt_priority)
+    realtime = RealtimeOptions(priority=args.priority,
+                               rt_priority=args.rt_priority).for_live_session()
+    peers = realtime.cpus if args.peers_on_session_cpu else None
+    if peers is not None:
+        _pin_this_process(peers)
     import mne_lsl.lsl as lsl
 
     t0 = time.monotonic()
@@ -400,16 +437,19 @@ def main() -> None:
           f"{os.getloadavg()[0]:.1f} (other work may share this machine); {args.duration:g} s "
           "of stream per configuration and load; 10 ms chunks; one command per window; "
           f"times in ms as p50/p99/p99.9/max; asked: rt_priority {args.rt_priority}, "
-          f"priority {args.priority}")
+          f"priority {args.priority}; amplifier stand-in, clients and this process's other "
+          f"threads: {'on CPUs ' + str(peers) if peers else 'anywhere'}")
     for config in args.configs.split(","):
         name, _, shape = config.strip().partition("@")
         rate, _, chans = shape.partition("x")
         prepared = _pipeline(name, float(rate), int(chans))
         for load in args.loads.split(","):
             busy = load.strip() == "busy"
-            hogs = _busy(os.cpu_count() or 1) if busy else []
+            hogs = _busy(sorted(os.sched_getaffinity(0) if peers is None else
+                                range(os.cpu_count() or 1))) if busy else []
             try:
-                r = measure(name, float(rate), int(chans), args.duration, prepared, realtime)
+                r = measure(name, float(rate), int(chans), args.duration, prepared, realtime,
+                            peers)
             finally:
                 for h in hogs:
                     h.kill()

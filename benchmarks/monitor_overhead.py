@@ -21,9 +21,12 @@ Run::
         [--phases closed,open,open-inprocess,closed,open,open-inprocess]
         [--rt-priority N] [--cpu K]
 
-``--rt-priority N`` runs the decoding thread under SCHED_FIFO at
-priority N, as ``bci live --rt-priority N`` does on a lab machine (docs/latency.md, "On a lab machine"); it is not
-the default configuration, and the figures it gives must be reported as such. ``--cpu K``
+The session is configured as ``bci live`` configures it: real-time scheduling
+(SCHED_FIFO 20 for the decoding thread, 19 for the LSL pull thread) where the OS allows it,
+both threads on one CPU. ``--rt-priority 0`` keeps the normal scheduler (what ``bci live``
+falls back to when the OS refuses), ``--rt-priority N`` asks for level N, and
+``--separate-cpus`` lets the OS place the two threads apart; the threads' scheduling and
+CPUs are read back from the OS and printed. ``--cpu K``
 pins the decoding thread to CPU K (``bci live --cpu K``) and Chromium, the monitor's child
 process and the replay to the other CPUs: the documented lab set-up where the page has a
 core of its own.
@@ -75,12 +78,27 @@ def _pin_tree(pid: int, cpus: set[int]) -> None:
                         os.sched_setaffinity(t.id, cpus)
 
 
-def _realtime(priority: int | None, rt_priority: int | None, cpu: int | None):
-    """The decoding thread's options, as ``bci live --priority/--rt-priority/--cpu``."""
-    from bci_toolkit.session.realtime import RealtimeOptions
+def _realtime(priority: int | None, rt_priority: int | None, cpu: int | None,
+              colocate: bool = True):
+    """The session's options, as ``bci live --priority/--rt-priority/--cpu`` makes them."""
+    import dataclasses
 
-    return RealtimeOptions(priority=priority, rt_priority=rt_priority,
-                           cpus=None if cpu is None else [cpu])
+    from bci_toolkit.session.realtime import live_realtime
+
+    options = live_realtime(priority, None if cpu is None else [cpu], rt_priority)
+    return options if colocate else dataclasses.replace(options, colocate=False)
+
+
+def _scheduling(session) -> str:
+    """How the OS schedules the decoding and pull threads, read back from it."""
+    out = []
+    for what, tid in (("decoding", session.loop.native_id),
+                      ("pull", session.inlet.native_id)):
+        policy = os.sched_getscheduler(tid)
+        how = f"SCHED_FIFO {os.sched_getparam(tid).sched_priority}" \
+            if policy == os.SCHED_FIFO else f"normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}"
+        out.append(f"{what} {how}, CPUs {sorted(os.sched_getaffinity(tid))}")
+    return "; ".join(out)
 
 
 def _chromium_cpu(driver) -> float:
@@ -126,7 +144,7 @@ with connect(sys.argv[1].replace("http", "ws") + "ws") as ws:
 def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
                      phases: tuple[str, ...] = ("closed", "open", "closed", "open"),
                      priority: int | None = None, rt_priority: int | None = None,
-                     cpu: int | None = None) -> dict:
+                     cpu: int | None = None, colocate: bool = True) -> dict:
     from bci_toolkit.monitor.app import start_monitor
     from bci_toolkit.monitor.process import MonitorProcess
     from bci_toolkit.session.live import LiveSession, StreamSelector
@@ -144,7 +162,7 @@ def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
     phase = {"name": "warm-up"}
     holder: dict = {"publish": None}
 
-    realtime = _realtime(priority, rt_priority, cpu)
+    realtime = _realtime(priority, rt_priority, cpu, colocate)
 
     def on_decision(d) -> None:
         if phase["name"] in latencies:
@@ -159,6 +177,7 @@ def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
                           on_decision=on_decision, meta={}, realtime=realtime)
     try:
         session.start()
+        print(f"threads: {_scheduling(session)}", flush=True)
         time.sleep(5.0)
         for label in phases:
             monitor = None
@@ -247,7 +266,11 @@ def main() -> None:
                         help="nice value of the decoding thread (bci live --priority)")
     parser.add_argument("--rt-priority", type=int, default=None,
                         help="SCHED_FIFO priority of the decoding thread (bci live "
-                             "--rt-priority; a lab set-up, not the default)")
+                             "--rt-priority; default as bci live: 20 where the OS allows "
+                             "it; 0: the normal scheduler)")
+    parser.add_argument("--separate-cpus", action="store_true",
+                        help="let the OS place the pull and decoding threads apart "
+                             "(RealtimeOptions(colocate=False)), for comparison")
     parser.add_argument("--cpu", type=int, default=None,
                         help="CPU of the decoding thread (bci live --cpu); Chromium, the "
                              "monitor process and the replay go to the other CPUs")
@@ -259,14 +282,15 @@ def main() -> None:
     driver = _browser()
     if args.cpu is not None:
         _pin_tree(driver.service.process.pid, set(range(os.cpu_count() or 1)) - {args.cpu})
-    config = (f"decoding thread: nice {args.priority}, SCHED_FIFO {args.rt_priority}, "
-              f"CPU {args.cpu}" + ("" if args.cpu is None else
+    config = (f"asked: nice {args.priority}, --rt-priority {args.rt_priority} (None: as bci "
+              f"live), CPU {args.cpu}, pull and decoding threads "
+              f"{'apart' if args.separate_cpus else 'on one CPU'}" + ("" if args.cpu is None else
                                    " (Chromium, monitor and replay on the other CPUs)"))
     print(config, flush=True)
     try:
         lat = latency_overhead(pipeline, data_dir, args.phase_s, driver,
                                tuple(args.phases.split(",")), args.priority,
-                               args.rt_priority, args.cpu)
+                               args.rt_priority, args.cpu, not args.separate_cpus)
         fps = [] if args.skip_fps else [frame_rate(raw, rate, args.fps_s, driver)
                                         for rate in (160.0, 1000.0)]
     finally:

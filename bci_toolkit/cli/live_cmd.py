@@ -21,6 +21,9 @@ from bci_toolkit.cli._common import (
 
 #: Longest ring buffer (s): it is allocated up front, channels x seconds x rate.
 MAX_BUFFER_S = 3600.0
+#: Kept equal to ``bci_toolkit.session.realtime.DEFAULT_RT_PRIORITY`` (a test checks it):
+#: the help text is built before anything heavy is imported.
+DEFAULT_LIVE_RT_PRIORITY = 20
 
 
 def _sigterm_as_interrupt() -> None:
@@ -271,8 +274,12 @@ def register(app: typer.Typer) -> None:
                                 help="CPUs the decoding thread runs on, e.g. 3 or 2,3."),
         rt_priority: int = typer.Option(None, "--rt-priority",
                                         help="Real-time priority (1-99, SCHED_FIFO) of the "
-                                             "decoding thread (Linux; needs CAP_SYS_NICE or "
-                                             "an rtprio limit, else a warning)."),
+                                             "decoding thread, its pull thread one below "
+                                             "(Linux; needs CAP_SYS_NICE or an rtprio "
+                                             "limit, else a warning). Default: "
+                                             f"{DEFAULT_LIVE_RT_PRIORITY} where the OS allows it, "
+                                             "else the normal scheduler; 0: the normal "
+                                             "scheduler."),
         max_false_per_min: float = typer.Option(
             None, "--max-false-per-min",
             help="Calibration: false activations per minute of rest the decision policy is "
@@ -293,7 +300,7 @@ def register(app: typer.Typer) -> None:
         check_number(trials, "--trials", minimum=1)
         check_number(max_false_per_min, "--max-false-per-min", above=0, maximum=600)
         check_number(priority, "--priority", minimum=-20, maximum=19)
-        check_number(rt_priority, "--rt-priority", minimum=1, maximum=99)
+        check_number(rt_priority, "--rt-priority", minimum=0, maximum=99)
         cpus = _parse_cpus(cpu)
         check_sinks(sink)
         check_out_dir(out)
@@ -361,7 +368,7 @@ def register(app: typer.Typer) -> None:
         from bci_toolkit.commands.sinks.factory import redact_spec
         from bci_toolkit.decoders.artifact import load_artifact
         from bci_toolkit.session.live import LiveSession, StreamSelector, default_record_folder
-        from bci_toolkit.session.realtime import RealtimeOptions
+        from bci_toolkit.session.realtime import live_realtime
 
         env_policy = PrivacyPolicy.from_env()
         artifact = load_artifact(model, env_policy)
@@ -388,7 +395,7 @@ def register(app: typer.Typer) -> None:
             reconnect_timeout=reconnect_timeout, allow_unlabelled=assume_order,
             meta={"session_id": uuid.uuid4().hex}, on_decision=wiring.on_decision,
             adapt=adapt, supervised=supervised,
-            realtime=RealtimeOptions(priority=priority, cpus=cpus, rt_priority=rt_priority))
+            realtime=live_realtime(priority, cpus, rt_priority))
         session.start()
         try:
             wiring.start(session, artifact)

@@ -38,7 +38,7 @@ __all__ = ["SKOPS_ALLOWED_TYPES", "check_skops_container", "load_skops"]
 
 # Every type beyond skops' defaults that a fitted model of a shipped decoder saves, by
 # fully qualified name. Generated with skops.io.get_untrusted_types on a model of each
-# skops-saved pipeline in pipelines/ (csp_lda, fbcsp, ts_lr, mdm, ssvep_cca, ssvep_ts_lr)
+# skops-saved pipeline in pipelines/ (csp_lda, fbcsp, ts_lr, ts_lr_two_stage, mdm, ssvep_cca, ssvep_ts_lr)
 # fitted on real EEG, plus the documented decoder options (csp_lda backend "mne", fbcsp
 # classifier "lda"); tests/security/test_artifact_roundtrip.py regenerates it and fails
 # when a shipped decoder needs a name that is missing here or when an entry is no longer
@@ -57,6 +57,7 @@ SKOPS_ALLOWED_TYPES: tuple[str, ...] = (
     "bci_toolkit.decoders.classical._band",
     "bci_toolkit.decoders.classical._stack_bands",
     "bci_toolkit.decoders.covariance.CachedCovariances",
+    "bci_toolkit.decoders.two_stage.TwoStageTangentSpaceLR",
     "mne.decoding.csp.CSP",
     "pyriemann.classification.MDM",
     "pyriemann.spatialfilters.CSP",

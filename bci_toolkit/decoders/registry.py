@@ -50,6 +50,7 @@ _LAZY: dict[str, str] = {
     "csp_lda": "bci_toolkit.decoders.classical:CSPLDA",
     "fbcsp": "bci_toolkit.decoders.classical:FBCSP",
     "ts_lr": "bci_toolkit.decoders.classical:TangentSpaceLR",
+    "ts_lr_two_stage": "bci_toolkit.decoders.two_stage:TwoStageTangentSpaceLR",
     "mdm": "bci_toolkit.decoders.classical:MDMDecoder",
     "ssvep_cca": "bci_toolkit.decoders.classical:SSVEPCCA",
     "ssvep_ts_lr": "bci_toolkit.decoders.classical:FilterBankTangentSpaceLR",

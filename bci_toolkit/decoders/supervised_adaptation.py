@@ -216,8 +216,8 @@ def _head(decoder: Any, supervised: Any, name: str) -> AdaptiveLDA | AdaptiveLog
     pipeline = getattr(decoder, "pipeline_", None)
     steps = getattr(pipeline, "steps", None)
     if not steps:
-        raise refuse("it is not a fitted scikit-learn pipeline (a ConvNet or the spiking "
-                     "network)")
+        raise refuse("it is not a single fitted scikit-learn pipeline (a ConvNet, the "
+                     "spiking network, a two-stage decoder)")
     last = steps[-1][1]
     if type(last) is LinearDiscriminantAnalysis:
         if getattr(last, "covariance_", None) is None:

@@ -105,6 +105,7 @@ def stream_run(raw: Any, pipeline: Pipeline | Artifact, *, transport: str = "fil
 
 def _stream_lsl(raw: Any, artifact: Any, speed: float) -> RunStream:
     from bci_toolkit.session.live import LiveSession, StreamSelector
+    from bci_toolkit.session.realtime import RealtimeOptions
     from bci_toolkit.streaming.replay import Replayer
 
     name = f"bci-pseudo-online-{uuid.uuid4().hex[:10]}"
@@ -115,7 +116,9 @@ def _stream_lsl(raw: Any, artifact: Any, speed: float) -> RunStream:
     session = LiveSession(artifact, stream=StreamSelector(name=name), record=None,
                           buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
                           mode="exhaustive", on_decision=decisions.append,
-                          stall_timeout=max(2.0, 5.0 / speed), policy_time="samples")
+                          stall_timeout=max(2.0, 5.0 / speed), policy_time="samples",
+                          # Evaluation replays run side by side in workers: no pinning.
+                          realtime=RealtimeOptions(colocate=False))
     wall = time.perf_counter()
     try:
         session.start()

@@ -385,6 +385,8 @@ class DecodingLoop:
         self.cursor = start_at
         self.poll = poll
         self.error: BaseException | None = None
+        #: Set once the decoding thread has applied ``realtime`` (scheduling, CPUs).
+        self.configured = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -414,7 +416,10 @@ class DecodingLoop:
 
     def _run(self) -> None:
         options = self.realtime
-        self.refused = options.apply_to_current_thread()
+        try:
+            self.refused = options.apply_to_current_thread()
+        finally:
+            self.configured.set()
         try:
             with options.thread_limits(), frozen_gc(options.freeze_gc) as freeze:
                 freeze()  # the engine is warm (warm_up) and no window is due yet

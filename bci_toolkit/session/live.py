@@ -185,8 +185,10 @@ class LiveSession:
         ``adaptation.supervised``); None: as the spec says. Needs ``markers``.
     realtime : RealtimeOptions | None
         How the decoding thread runs: math threads, priority or real-time priority, CPUs,
-        frozen GC (:class:`~bci_toolkit.session.realtime.RealtimeOptions`; default: one thread of
-        each, GC frozen, priority and CPUs unchanged).
+        frozen GC, and whether the LSL pull thread shares its CPU and scheduling class
+        (:class:`~bci_toolkit.session.realtime.RealtimeOptions`; default: one thread of
+        each, GC frozen, priority unchanged; with real-time scheduling, pull and decoding
+        threads on one CPU).
     """
 
     def __init__(self, artifact: Any, *, stream: StreamSelector,
@@ -216,7 +218,7 @@ class LiveSession:
         self.policy_time = policy_time
         self.adapt = adapt
         self.supervised = supervised
-        self.realtime = realtime
+        self.realtime = (realtime or RealtimeOptions()).for_live_session()
         self.meta = dict(meta or {})
         self.events = EventLog()
         self.inlet: EEGInlet | None = None
@@ -293,6 +295,11 @@ class LiveSession:
                     self._pending_markers.clear()
             self.loop = DecodingLoop(self.engine, self.inlet.ring,
                                      realtime=self.realtime).start()
+            # The pull thread wakes the decoding thread for every block: on one CPU the
+            # wake-up preempts at once, across busy CPUs it may wait for a scheduler tick.
+            self.loop.configured.wait(5.0)
+            self.realtime.apply_to_acquisition_thread(self.inlet.native_id,
+                                                      self.loop.native_id)
         except BaseException:
             self._teardown()
             raise

@@ -217,7 +217,7 @@ def test_sklearn_api_checks_on_the_decoder_itself(name: str, check: Any) -> None
 
 
 def test_every_registered_decoder_is_covered() -> None:
-    known = FILTER_BANK | TORCH | {"csp_lda", "ts_lr", "mdm", "ssvep_cca"}
+    known = FILTER_BANK | TORCH | {"csp_lda", "ts_lr", "ts_lr_two_stage", "mdm", "ssvep_cca"}
     assert set(list_decoders()) == known, "a new decoder: add it to these sets"
 
 

@@ -100,7 +100,8 @@ def test_csp_lda_matches_hand_count() -> None:
     assert count.acs == center_acs + 1 + 2
 
 
-CLASSICAL = {"csp_lda": 3, "ts_lr": 3, "mdm": 3, "fbcsp": 4, "ssvep_cca": 3, "ssvep_ts_lr": 4}
+CLASSICAL = {"csp_lda": 3, "ts_lr": 3, "mdm": 3, "fbcsp": 4, "ssvep_cca": 3, "ssvep_ts_lr": 4,
+             "ts_lr_two_stage": 3}
 
 
 @pytest.mark.parametrize("name", sorted(CLASSICAL))
@@ -158,6 +159,21 @@ def test_shallow_convnet_macs_match_architecture() -> None:
                          + 40 * t2                    # safe log clamp
                          + 2)                         # classifier bias
     assert out.shape[1] == 2
+
+
+def test_two_stage_counts_the_covariance_once_and_both_stages() -> None:
+    X, y = _synthetic(n_trials=36)
+    y = np.array(["left", "right", "rest"] * 12)
+    X[y == "rest"] *= 0.5
+    ctx = DecoderContext(sfreq=128.0, ch_names=("C0", "C1", "C2", "C3"), n_times=128,
+                         classes=("left", "rest", "right"))
+    dec = make_decoder(DecoderSpec(name="ts_lr_two_stage"), ctx).fit(X, y)
+    stages = count_decoder(dec, X.shape[1:]).stages
+    assert any(k.startswith("detector.") for k in stages)
+    assert any(k.startswith("classifier.") for k in stages)
+    # One covariance per decision (centre, product, shrinkage), shared by the two stages.
+    shared = [k for k in stages if not k.startswith(("detector.", "classifier."))]
+    assert shared == ["center", "product", "shrinkage", "combine"]
 
 
 def test_every_registered_decoder_has_a_cost() -> None:

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.usefixtures("artifact_clean_env")
 
 # Every pipeline in pipelines/, by how it is saved, and the documented decoder options that
 # save other types (built by tests/security/conftest.py).
-ARTIFACT_SKOPS_PIPELINES = ("csp_lda", "fbcsp", "ts_lr", "ts_lr_rest", "mdm", "ssvep_cca",
-                            "ssvep_ts_lr")
+ARTIFACT_SKOPS_PIPELINES = ("csp_lda", "fbcsp", "ts_lr", "ts_lr_rest", "ts_lr_two_stage", "mdm",
+                            "ssvep_cca", "ssvep_ts_lr")
 ARTIFACT_WEIGHTS_PIPELINES = ("shallow_convnet", "shallow_convnet_rest", "deep4", "eegnet", "snn",
                               "snn_ssvep")
 ARTIFACT_OPTIONS = ("csp_lda_mne", "fbcsp_lda")

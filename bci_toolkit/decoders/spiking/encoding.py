@@ -73,6 +73,13 @@ def delta_decode(spikes: np.ndarray, threshold: np.ndarray | float) -> np.ndarra
     return np.cumsum(net, axis=-1) * theta
 
 
+def normalise_trials(X: np.ndarray) -> np.ndarray:
+    """Each trial of ``X`` (n_trials, n_channels, n_times) divided by its root-mean-square
+    over channels and time (the decoder's ``trial_norm``); all-zero trials are kept."""
+    rms = np.sqrt(np.mean(np.square(X), axis=(1, 2), keepdims=True))
+    return X / np.where(rms > 0, rms, 1.0)
+
+
 def _check_threshold(threshold: np.ndarray | float, n_chans: int) -> np.ndarray:
     theta = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (n_chans,))
     if not np.all(theta > 0) or not np.all(np.isfinite(theta)):

@@ -22,6 +22,7 @@ from bci_toolkit._checks import (
     _check_positive,
     _check_positive_int,
     _check_range,
+    _validate_type,
 )
 from bci_toolkit.decoders import torch_runtime
 from bci_toolkit.decoders.alignment import apply_alignment, check_alignment
@@ -29,7 +30,9 @@ from bci_toolkit.decoders.base import check_epochs, check_training_data, store_i
 from bci_toolkit.decoders.cost import OpCount
 from bci_toolkit.decoders.spiking import cost
 from bci_toolkit.decoders.spiking.encoding import delta_encode
+from bci_toolkit.decoders.spiking.encoding import normalise_trials as _normalise_trials
 from bci_toolkit.decoders.spiking.homeostasis import HomeostasisMixin
+from bci_toolkit.decoders.spiking.live import sliding_scores
 from bci_toolkit.decoders.spiking.network import Activity, SpikingConvNet
 from bci_toolkit.decoders.spiking.neurons import beta_from_tau
 from bci_toolkit.decoders.spiking.training import train_network
@@ -132,6 +135,11 @@ class SpikingClassifier(HomeostasisMixin, ClassifierMixin, BaseEstimator):
         on the training trials. Local and label-free: one multiply-add per neuron per
         window. ``0`` (default) turns it off. Batch :meth:`predict_proba` always runs the
         fitted thresholds.
+    live_reuse : bool
+        One window at a time (the live path), reuse the previous window's simulation
+        where the two overlap (:mod:`~bci_toolkit.decoders.spiking.live`): the same spikes
+        and scores, bit for bit, at a fraction of the cost. ``False`` simulates every
+        window in torch from its first sample.
 
     Attributes
     ----------
@@ -170,7 +178,7 @@ class SpikingClassifier(HomeostasisMixin, ClassifierMixin, BaseEstimator):
                  lr: float = 1e-3, weight_decay: float = 1e-2, patience: int | None = None,
                  min_epochs: int = 0, valid_fraction: float = 0.2, device: str = "auto",
                  n_threads: int | None = 1, random_state: int | None = 42,
-                 homeostasis_rate: float = 0.0) -> None:
+                 homeostasis_rate: float = 0.0, live_reuse: bool = True) -> None:
         store_init_params(self, locals())  # scikit-learn's contract, see base.py
 
     # ----------------------------------------------------------------- validation
@@ -191,6 +199,7 @@ class SpikingClassifier(HomeostasisMixin, ClassifierMixin, BaseEstimator):
         _check_positive("weight_decay", self.weight_decay, allow_zero=True)
         _check_positive("homeostasis_rate", self.homeostasis_rate, allow_zero=True)
         _check_positive_int("n_threads", self.n_threads, allow_none=True)
+        _validate_type(self.live_reuse, "bool", "live_reuse")
         _check_range("dropout", self.dropout, 0.0, 1.0, high_inclusive=False)
         _check_positive_int("patience", self.patience, allow_none=True)
         _check_positive_int("min_epochs", self.min_epochs, allow_zero=True)
@@ -348,6 +357,9 @@ class SpikingClassifier(HomeostasisMixin, ClassifierMixin, BaseEstimator):
     def decision_function(self, X: Any) -> np.ndarray:
         """Class scores (readout membranes or output spike counts), (n_trials, n_classes)."""
         check_is_fitted(self, "module_")
+        scores = sliding_scores(self, X)  # one live window: reuse the previous one's run
+        if scores is not None:
+            return scores
         return self._scores(self.encode(X))
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -480,7 +492,3 @@ class SpikingClassifier(HomeostasisMixin, ClassifierMixin, BaseEstimator):
         self.train_rates_ = rates or None
         return self
 
-
-def _normalise_trials(X: np.ndarray) -> np.ndarray:
-    rms = np.sqrt(np.mean(np.square(X), axis=(1, 2), keepdims=True))
-    return X / np.where(rms > 0, rms, 1.0)
