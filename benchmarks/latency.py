@@ -3,7 +3,7 @@
 One run covers CSP+LDA and TS+LR on 64 channels at 160, 500 and 1000 Hz, CSP+LDA on 256
 channels at 2 kHz, ShallowConvNet and the spiking decoder at 160 Hz; each configuration
 is streamed twice, on a quiet machine and under a competing load the benchmark starts
-itself (one busy process per CPU).
+itself (one busy process pinned to each CPU).
 
 For each configuration a separate process plays the amplifier: it pushes 10 ms chunks of
 real EEG (EEGMMIDB S007 run 4, resampled for 500/1000/2000 Hz; for 256 channels the 64 are
@@ -29,11 +29,15 @@ ONNX graph (the shipped live runtime); the spiking decoder has one path (see
 Run::
 
     .venv/bin/python benchmarks/latency.py [--duration 25] [--configs csp_lda@160x64,...]
-        [--loads quiet,busy] [--rt-priority N] [--priority NICE]
+        [--loads quiet,busy] [--rt-priority N] [--priority NICE] [--peers-on-session-cpu]
 
 ``--rt-priority`` runs the session's decoding thread ``SCHED_FIFO`` (needs
-``CAP_SYS_NICE`` or an ``rtprio`` limit), ``--priority`` gives it a nice value; every row
-says how the OS schedules the decoding and LSL pull threads (so a refusal shows). The
+``CAP_SYS_NICE`` or an ``rtprio`` limit), with the LSL pull thread on its CPU as a live
+session does; ``--priority`` gives both a nice value; every row says how the OS schedules
+the decoding and pull threads and on which CPUs (so a refusal shows).
+``--peers-on-session-cpu`` also runs the amplifier stand-in, the clients and this
+process's other threads on the session's CPU (a lab machine with a core for its BCI
+processes: their wake-ups then stay on one CPU, see ``benchmarks/wakeup.py``). The
 amplifier stand-in, the clients and the competing load keep the normal scheduler.
 
 Figures depend on the machine's load (the load average is printed with every row).
