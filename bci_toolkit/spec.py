@@ -252,6 +252,17 @@ class AdaptationSpec(_Strict):
                           "reference learns from before the policy may emit a command.")
     memory: float | None = Field(None, gt=0.0, description="Seconds of past windows the running "
                                  "reference weighs; null: every window since the start.")
+    pretrain_C: list[float] | None = Field(
+        None, min_length=1, max_length=20, description="With recentre, pre-training on several "
+        "people chooses the logistic regression's C among these values, leaving whole people "
+        "out (decoders with a C_grid: ts_lr); null: the decoder's own C.")
+
+    @field_validator("pretrain_C")
+    @classmethod
+    def _positive_grid(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and not all(0.0 < c <= 1e6 for c in v):
+            raise ValueError(f"every C must be in (0, 1e6], got {v}")
+        return v
     supervised: SupervisedAdaptationSpec = SupervisedAdaptationSpec()
 
 

@@ -150,14 +150,27 @@ class FBCSP(EpochClassifier):
 
 
 class TangentSpaceLR(EpochClassifier):
-    """Covariances → Riemannian tangent space → logistic regression (MOABB's TS+LR)."""
+    """Covariances → Riemannian tangent space → logistic regression (MOABB's TS+LR).
+
+    ``C_grid``: when ``fit`` gets ``groups`` (the subject of each trial) of at least three
+    people, the regularisation is chosen among these values leaving whole groups out
+    (:func:`~bci_toolkit.decoders.group_selection.choose_C`) and stored in ``C_``; with
+    fewer groups, or no grid, ``C`` is used. Pooling 19 people is another regime than one
+    person's 30 trials.
+    """
 
     def __init__(self, cov_estimator: str = "oas", metric: str = "riemann", C: float = 1.0,
-                 random_state: int | None = 42) -> None:
+                 random_state: int | None = 42, C_grid: list[float] | None = None) -> None:
         self.cov_estimator = cov_estimator
         self.metric = metric
         self.C = C
         self.random_state = random_state
+        self.C_grid = C_grid
+
+    @property
+    def supports_groups(self) -> bool:
+        """``fit`` takes ``groups`` when there is a ``C_grid`` to choose from."""
+        return self.C_grid is not None
 
     def _build(self) -> Any:
         return make_pipeline(
@@ -165,6 +178,26 @@ class TangentSpaceLR(EpochClassifier):
             TangentSpace(metric=self.metric),
             LogisticRegression(C=self.C, max_iter=1000, random_state=self.random_state),
         )
+
+    def fit(self, X: Any, y: Any, groups: Any = None) -> TangentSpaceLR:
+        """Fit on epochs ``X``; with ``C_grid`` and ``groups``, choose ``C`` across groups."""
+        from bci_toolkit.decoders.base import check_training_data
+        from bci_toolkit.decoders.group_selection import MIN_GROUPS, choose_C
+
+        if (self.C_grid is None or groups is None
+                or len(np.unique(np.asarray(groups))) < MIN_GROUPS):
+            self.C_ = float(self.C)
+            return super().fit(X, y)
+        X, y, classes = check_training_data(X, y, self._input_ndim, type(self).__name__)
+        self.classes_ = classes
+        self.n_features_in_ = X.shape[1]
+        pipeline = self._build()
+        features = pipeline[:-1].fit_transform(X, y)
+        self.C_, self.C_scores_ = choose_C(features, y, np.asarray(groups),
+                                           list(self.C_grid), self.random_state)
+        pipeline[-1].set_params(C=self.C_).fit(features, y)
+        self.pipeline_ = pipeline
+        return self
 
 
 class MDMDecoder(EpochClassifier):

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from bci_toolkit._checks import _check_option
-from bci_toolkit.errors import EvaluationError, OptionError
+from bci_toolkit.errors import EvaluationError, OptionError, SpecError
 from bci_toolkit.spec import PipelineSpec
 
 if TYPE_CHECKING:
@@ -241,7 +241,20 @@ class Pipeline(ClassifierMixin, BaseEstimator):
                              n_times=data.X.shape[2], classes=tuple(classes),
                              n_bands=pre.n_bands, bands=tuple(tuple(b) for b in bands),
                              random_state=self.seed)
-        return make_decoder(spec.decoder, ctx)
+        decoder_spec = spec.decoder
+        grid = spec.adaptation.pretrain_C
+        if grid is not None and spec.adaptation.recentre != "none":
+            # Pre-training on other people: C chosen across people (needs fit's groups).
+            decoder_spec = decoder_spec.model_copy(
+                update={"params": {**decoder_spec.params, "C_grid": list(grid)}})
+            from bci_toolkit.decoders.registry import check_decoder_spec
+
+            try:
+                check_decoder_spec(decoder_spec, self.name)
+            except SpecError:
+                raise SpecError(f"{self.name}: adaptation.pretrain_C: decoder "
+                                f"{spec.decoder.name!r} has no C to choose") from None
+        return make_decoder(decoder_spec, ctx)
 
     def fit(self, X: EpochsData | DataSource, y: Any = None, *,
             classes: Sequence[str] | None = None, groups: Any = None,
@@ -289,6 +302,8 @@ class Pipeline(ClassifierMixin, BaseEstimator):
             raise OptionError(f"Pipeline.fit: expected EpochsData or a DataSource, got "
                               f"{type(X).__name__}")
         decoder = self.build_decoder(X, classes)
+        if groups is None and getattr(decoder, "C_grid", None) is not None:
+            groups = X.meta["subject"].to_numpy()  # C is chosen leaving people out
         kwargs = {}
         if groups is not None and fits_with_groups(decoder):
             kwargs["groups"] = np.asarray(groups)
