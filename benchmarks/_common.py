@@ -63,3 +63,16 @@ def results_writer(path: str | None) -> Callable[[Any], None] | None:
         write_text(path, json.dumps(document, indent=1), policy)
 
     return save
+
+
+def thread_scheduling(session: Any) -> str:
+    """How the OS schedules a live session's decoding and pull threads, read back from it:
+    policy (``SCHED_FIFO`` level or nice value) and CPUs, so that a refusal shows."""
+    out = []
+    for what, tid in (("decoder", session.loop.native_id), ("pull", session.inlet.native_id)):
+        cpus = f", CPUs {sorted(os.sched_getaffinity(tid))}"
+        if os.sched_getscheduler(tid) == os.SCHED_FIFO:
+            out.append(f"{what} SCHED_FIFO {os.sched_getparam(tid).sched_priority}{cpus}")
+        else:
+            out.append(f"{what} normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}{cpus}")
+    return "; ".join(out)

@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import setup_env  # noqa: E402
+from _common import setup_env, thread_scheduling  # noqa: E402
 
 CONFIGS = ("csp_lda@160x64", "ts_lr@160x64", "csp_lda@500x64", "ts_lr@500x64",
            "csp_lda@1000x64", "ts_lr@1000x64", "csp_lda@2000x256",
@@ -293,7 +293,7 @@ def _run(name: str, sfreq: float, n_channels: int, seconds: float, pipeline, amp
                           sinks=[f"lsl:bci-cmd-{tag}", f"udp://127.0.0.1:{port}",
                                  "ws://127.0.0.1:0", f"jsonl:{jsonl}"], realtime=realtime)
     session.start()
-    scheduling = _scheduling(session)
+    scheduling = thread_scheduling(session)
     online = session.engine.online
     path_names, fns = _paths(online)
     tags: list[int] = []
@@ -337,20 +337,6 @@ def _run(name: str, sfreq: float, n_channels: int, seconds: float, pipeline, amp
             "floor": _stats(floor), "paths": rows, "windows": summary.n_windows,
             "skipped": summary.skipped_late + summary.skipped_stale,
             "lost": pushed - summary.n_samples, "scheduling": scheduling}
-
-
-def _scheduling(session) -> str:
-    """How the OS schedules the decoding and pull threads, read back from it."""
-    out = []
-    for what, tid in (("decoder", session.loop.native_id),
-                      ("pull", session.inlet.native_id)):
-        policy = os.sched_getscheduler(tid)
-        cpus = f", CPUs {sorted(os.sched_getaffinity(tid))}"
-        if policy == os.SCHED_FIFO:
-            out.append(f"{what} SCHED_FIFO {os.sched_getparam(tid).sched_priority}{cpus}")
-        else:
-            out.append(f"{what} normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}{cpus}")
-    return "; ".join(out)
 
 
 def _pinned(cpus) -> Any:

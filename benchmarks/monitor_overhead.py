@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import setup_env  # noqa: E402
+from _common import setup_env, thread_scheduling  # noqa: E402
 
 
 def _browser():
@@ -87,18 +87,6 @@ def _realtime(priority: int | None, rt_priority: int | None, cpu: int | None,
 
     options = live_realtime(priority, None if cpu is None else [cpu], rt_priority)
     return options if colocate else dataclasses.replace(options, colocate=False)
-
-
-def _scheduling(session) -> str:
-    """How the OS schedules the decoding and pull threads, read back from it."""
-    out = []
-    for what, tid in (("decoding", session.loop.native_id),
-                      ("pull", session.inlet.native_id)):
-        policy = os.sched_getscheduler(tid)
-        how = f"SCHED_FIFO {os.sched_getparam(tid).sched_priority}" \
-            if policy == os.SCHED_FIFO else f"normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}"
-        out.append(f"{what} {how}, CPUs {sorted(os.sched_getaffinity(tid))}")
-    return "; ".join(out)
 
 
 def _chromium_cpu(driver) -> float:
@@ -177,7 +165,7 @@ def latency_overhead(pipeline, data_dir: Path, phase_s: float, driver,
                           on_decision=on_decision, meta={}, realtime=realtime)
     try:
         session.start()
-        print(f"threads: {_scheduling(session)}", flush=True)
+        print(f"threads: {thread_scheduling(session)}", flush=True)
         time.sleep(5.0)
         for label in phases:
             monitor = None

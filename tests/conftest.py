@@ -143,3 +143,33 @@ def replay_into_session():
         return decisions, summary
 
     return replay
+
+
+@pytest.fixture
+def engine_at_epoch_ends():
+    """``at_ends(decoder, spec, ch_names, raw, test, n_samples=3200, block=20) ->
+    (probabilities, inside)``: the first ``n_samples`` of ``raw`` streamed in blocks
+    through an exhaustive :class:`~bci_toolkit.session.decoding.DecodingEngine`; the
+    probabilities of the windows that end where the epochs of ``test`` end, for the
+    epochs that end inside the streamed part (``inside``, a mask over ``test``)."""
+    import numpy as np
+
+    from bci_toolkit.session.decoding import DecodingEngine
+
+    def at_ends(decoder, spec, ch_names, raw, test, n_samples: int = 3200, block: int = 20):
+        sfreq = raw.info["sfreq"]
+        engine = DecodingEngine(decoder, spec, decoder.classes_, ch_names, sfreq,
+                                raw.ch_names, mode="exhaustive")
+        engine.warm_up()
+        x = raw.get_data().T[:n_samples] * 1e6
+        t = np.arange(len(x)) / sfreq
+        decisions = {}
+        for i in range(0, len(x), block):
+            for d in engine.process(x[i:i + block], i, t[i:i + block], t[i:i + block]):
+                decisions[d.index] = d
+        n_window = int(round(spec.window_length * sfreq))
+        ends = np.round(test.meta["onset"].to_numpy() * sfreq).astype(int) + n_window
+        inside = ends < len(x)
+        return np.array([decisions[e].proba for e in ends[inside]]), inside
+
+    return at_ends

@@ -133,11 +133,10 @@ def test_refuses_what_it_cannot_do(fitted, s007_rest):
         make_supervised_adapter(fitted, SupervisedAdaptationSpec(), name="ts_lr_two_stage")
 
 
-def test_the_live_engine_decodes_it_as_offline(s007_rest):
+def test_the_live_engine_decodes_it_as_offline(s007_rest, engine_at_epoch_ends):
     """Streamed window by window through the causal live engine: the offline probabilities."""
     from bci_toolkit.pipeline import Pipeline
     from bci_toolkit.preprocessing import epoch_recordings
-    from bci_toolkit.session.decoding import DecodingEngine
     from bci_toolkit.spec import get_spec
 
     runs, _, _ = s007_rest
@@ -145,18 +144,6 @@ def test_the_live_engine_decodes_it_as_offline(s007_rest):
     train = epoch_recordings(runs[1:], spec, CLASSES)
     decoder = Pipeline(spec).fit(train, classes=CLASSES).decoder_
     test = epoch_recordings(runs[:1], spec, CLASSES)
-    raw = runs[0].raw
-    x = raw.get_data().T[:3200] * 1e6
-    engine = DecodingEngine(decoder, spec, decoder.classes_, train.ch_names, 160.0,
-                            raw.ch_names, mode="exhaustive")
-    engine.warm_up()
-    t = np.arange(len(x)) / 160.0
-    decisions = {}
-    for i in range(0, len(x), 20):
-        for d in engine.process(x[i:i + 20], i, t[i:i + 20], t[i:i + 20]):
-            decisions[d.index] = d
-    ends = np.round(test.meta["onset"].to_numpy() * 160).astype(int) + 480
-    inside = ends < len(x)
+    got, inside = engine_at_epoch_ends(decoder, spec, train.ch_names, runs[0].raw, test)
     assert {"rest", "left", "right"} <= set(test.y[inside])
-    got = np.array([decisions[e].proba for e in ends[inside]])
     np.testing.assert_allclose(got, decoder.predict_proba(test.X[inside]), rtol=0, atol=1e-6)

@@ -180,7 +180,7 @@ def test_engine_withholds_windows_over_nonfinite_samples(s007):
     assert engine.events.count("nonfinite") == 1
 
 
-def test_spiking_decoder_plugs_into_the_live_engine_unchanged(s007):
+def test_spiking_decoder_plugs_into_the_live_engine_unchanged(s007, engine_at_epoch_ends):
     """Torch-based decoders take the same windows: same probabilities as offline."""
     data = get_spec("snn").to_dict()
     data["preprocessing"]["resample"] = None  # the live path does not resample
@@ -189,20 +189,8 @@ def test_spiking_decoder_plugs_into_the_live_engine_unchanged(s007):
     train = epoch_recordings(s007[1:], spec, ["left", "right"])
     decoder = Pipeline(spec).fit(train, classes=["left", "right"]).decoder_
     test = epoch_recordings(s007[:1], spec, ["left", "right"])
-    raw = s007[0].raw
-    x = raw.get_data().T[:3200] * 1e6
-    engine = DecodingEngine(decoder, spec, decoder.classes_, train.ch_names, 160.0,
-                            raw.ch_names, mode="exhaustive")
-    engine.warm_up()
-    t = np.arange(len(x)) / 160.0
-    decisions = {}
-    for i in range(0, len(x), 20):
-        for d in engine.process(x[i:i + 20], i, t[i:i + 20], t[i:i + 20]):
-            decisions[d.index] = d
-    ends = np.round(test.meta["onset"].to_numpy() * 160).astype(int) + 480
-    inside = ends < len(x)
+    got, inside = engine_at_epoch_ends(decoder, spec, train.ch_names, s007[0].raw, test)
     assert inside.sum() >= 2
-    got = np.array([decisions[e].proba for e in ends[inside]])
     np.testing.assert_allclose(got, decoder.predict_proba(test.X[inside]), rtol=0, atol=1e-6)
 
 
