@@ -47,6 +47,10 @@ class ParadigmRun:
         return max((1000.0 * (pushed - due) for due, pushed, _, _ in self.sent), default=0.0)
 
 
+#: Seconds the outlet stays open after the last marker, so every consumer receives it.
+LINGER_S = 1.0
+
+
 def _sleep_until(t: float, clock: Callable[[], float]) -> None:
     while True:
         left = t - clock()
@@ -100,6 +104,10 @@ def run_schedule(events: Sequence[CueEvent], name: str, *, start_delay: float = 
             run.sent.append((due, pushed, event.label, event.trial))
             if progress is not None:
                 progress(event)
+        # The last marker was only queued: an outlet destroyed at once can take it with
+        # it before liblsl has sent it. Hold the outlet through a last rest period.
+        if run.sent:
+            _sleep_until(run.sent[-1][1] + LINGER_S, local_clock)
     except KeyboardInterrupt:
         run.ended_by = "interrupted"
     return run
