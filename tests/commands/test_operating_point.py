@@ -187,3 +187,30 @@ def test_a_budget_no_policy_meets_is_refused_with_the_best_rate(s007_traces):
         choose_operating_point([short], policy, 0.5)
     with pytest.raises(OperatingPointError, match="budget > 0"):
         choose_operating_point(calibration, PolicySpec(), None)
+
+
+def test_best_policy_in_hindsight_bounds_what_calibration_chose(s007_traces):
+    """Chosen on the unseen run itself, the bound answers at least as many of its cues as
+    the calibrated policy does there, within the budget, and is the grid's best."""
+    from bci_toolkit.commands.hindsight import best_in_hindsight
+
+    calibration, held_out, policy = s007_traces
+    chosen = choose_operating_point(calibration, policy, 2.0).apply(policy)
+    on_unseen = score_policy([held_out], chosen)
+    bound = best_in_hindsight([held_out], policy, 2.0)
+    assert bound is not None and bound["false_per_min"] <= 2.0
+    if on_unseen.false_per_min <= 2.0:
+        assert bound["tpr"] >= (on_unseen.tpr or 0.0)
+    best = bound["tpr"]
+    policy_of_bound = policy.model_copy(update={k: bound[k] for k in
+                                                ("threshold", "dwell", "refractory")})
+    again = score_policy([held_out], policy_of_bound)
+    assert again.tpr == pytest.approx(best) and again.false_per_min == pytest.approx(
+        bound["false_per_min"])
+    for candidate in DEFAULT_GRID.candidates(policy):
+        s = score_policy([held_out], candidate)
+        if s.false_per_min <= 2.0:
+            assert (s.tpr or 0.0) <= best + 1e-12
+    # A budget of (almost) nothing: only a policy with no false activation qualifies.
+    silent = best_in_hindsight([held_out], policy, 1e-9)
+    assert silent is None or silent["false_per_min"] == 0.0

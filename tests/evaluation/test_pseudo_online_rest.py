@@ -133,6 +133,10 @@ def test_bci_evaluate_reports_asynchronous_figures_and_the_tradeoff(data_dir, tm
     assert row["false_activations_per_min"] <= 1.0 and row["tpr"] >= 0.15
     curve = row["tradeoff"]
     assert len(curve) == 14 and curve[0]["false_per_min"] >= curve[-1]["false_per_min"]
+    # The grid's best policy chosen on the held-out runs themselves bounds the calibrated one.
+    bound = row["hindsight"]
+    assert bound["false_per_min"] <= 1.0 and bound["tpr"] >= row["tpr"]
     report = (out / "report.html").read_text()
+    assert "TPR, best policy in hindsight" in report
     assert "Trade-off: false activations per minute against TPR" in report
     assert "<polyline" in report and "budget 1/min" in report
