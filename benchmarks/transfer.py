@@ -59,6 +59,23 @@ def _pipeline(name: str, overrides: dict[str, Any]) -> Any:
                               causal=True)
 
 
+def _paired_difference(rows: list[dict[str, Any]], metric: str) -> str:
+    """Mean of (b) - (d) over subjects, its 95 % bootstrap interval and paired p-values."""
+    from scipy import stats
+
+    from bci_toolkit.evaluation.stats import paired_test
+
+    b = np.array([r[f"adapted_{metric}"] for r in rows], float)
+    d = np.array([r[f"calibrated_{metric}"] for r in rows], float)
+    if len(b) < 3:
+        return f"{np.mean(b - d):+.3f} (too few subjects for an interval)"
+    ci = stats.bootstrap((b - d,), np.mean, confidence_level=0.95, n_resamples=10000,
+                         random_state=0).confidence_interval
+    worse, better = paired_test(d, b)["p"], paired_test(b, d)["p"]
+    return (f"{np.mean(b - d):+.3f}, 95 % bootstrap interval [{ci.low:+.3f}, {ci.high:+.3f}]; "
+            f"one-sided paired p (d > b) {worse:.2f}, (b > d) {better:.2f}")
+
+
 def summary(rows: list[dict[str, Any]]) -> str:
     """Per pipeline: mean accuracy and ROC-AUC of (a)-(d), and the calibration curve."""
     from bci_toolkit.evaluation.transfer_report import curve_means
@@ -76,6 +93,8 @@ def summary(rows: list[dict[str, Any]]) -> str:
         auc_ge = sum(r["adapted_roc_auc"] >= r["calibrated_roc_auc"] for r in rs)
         lines.append(f"  (b) >= (d) in accuracy for {b_ge_d}/{len(rs)} subjects, in ROC-AUC "
                      f"for {auc_ge}/{len(rs)}")
+        for metric in ("accuracy", "roc_auc"):
+            lines.append(f"  (b) - (d) in {metric}: {_paired_difference(rs, metric)}")
         means = curve_means(rs)
         for kind in ("scratch", "pretrained"):
             pts = ", ".join(f"{n}: {'—' if v is None else f'{v:.3f}'}"
