@@ -5,7 +5,8 @@ filters, as deployed) on the ``--donor`` subject's three left/right runs, and th
 runs R04, R08, R12 are streamed one after the other through the live engine with their
 cues (:func:`bci_toolkit.evaluation.protocols.supervised_online.stream_supervised`):
 each cue's window updates the classifier (adaptive LDA for CSP+LDA, logistic regression
-re-fitted around its trained weights for TS+LR) once it has arrived. Scored: every cued
+re-fitted around its trained weights for TS+LR, the last layer for a ConvNet; the spec's
+``prior_weight`` unless ``--prior-weight`` says otherwise) once it has arrived. Scored: every cued
 trial after the first ``--skip`` (10), each decided by the window ending where its epoch
 ends, before its own label is learned; "off" is the same model without updates (its live
 decisions equal its offline decisions on causal epochs)::
@@ -31,7 +32,8 @@ SUBJECTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 42, 55, 56, 57, 58, 59, 60, 61, 62, 6
 CLASSES = ["left", "right"]
 
 
-def subject_row(pipeline: str, subject: int, donor: int, skip: int) -> dict:
+def subject_row(pipeline: str, subject: int, donor: int, skip: int,
+                prior_weight: float | None = None) -> dict:
     from bci_toolkit.datasets import get_dataset
     from bci_toolkit.evaluation.protocols.supervised_online import stream_supervised
     from bci_toolkit.pipeline import Pipeline
@@ -46,7 +48,8 @@ def subject_row(pipeline: str, subject: int, donor: int, skip: int) -> dict:
     scored = np.zeros(len(own.y), dtype=bool)
     scored[order[skip:]] = True
     proba_off = model.predict_proba(own)
-    proba_on, stats = stream_supervised(model, own, runs, CLASSES)
+    given = None if prior_weight is None else {"prior_weight": prior_weight}
+    proba_on, stats = stream_supervised(model, own, runs, CLASSES, supervised=given)
 
     def accuracy(proba: np.ndarray) -> float:
         return float(np.mean(np.array(CLASSES)[proba[scored].argmax(1)] == own.y[scored]))
@@ -65,6 +68,8 @@ def main() -> None:
     parser.add_argument("--donor", type=int, default=1)
     parser.add_argument("--skip", type=int, default=10)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--prior-weight", type=float, default=None,
+                        help="adaptation.supervised.prior_weight instead of the spec's")
     args = parser.parse_args()
     setup_env()
     import pyriemann.tangentspace  # noqa: F401  (load every BLAS before limiting them all)
@@ -79,7 +84,7 @@ def main() -> None:
         for subject in (int(s) for s in args.subjects.split(",")):
             if subject == args.donor:
                 continue
-            row = subject_row(pipeline, subject, args.donor, args.skip)
+            row = subject_row(pipeline, subject, args.donor, args.skip, args.prior_weight)
             rows.append(row)
             print(f"{pipeline:8s} S{subject:03d}: off {row['accuracy_off']:.3f} on "
                   f"{row['accuracy_on']:.3f} ({row['n_scored']} trials; update p50 "

@@ -26,6 +26,14 @@ Both touch only the last step of the decoder's scikit-learn pipeline: features c
 the fitted steps before it (CSP log-variances, tangent vectors, CCA correlations...). The
 decoder given is adapted in place by swapping in a new last step, so a reader between two
 updates sees the old classifier or the new one, never half of each.
+
+* **A ConvNet's last layer** (ShallowConvNet, EEGNet, Deep4), the body frozen: the final
+  convolution is a multinomial logistic regression on the body's features of a window
+  (:mod:`bci_toolkit.decoders.deep.head_adaptation`), re-fitted like the logistic
+  regression above around the trained layer (:class:`MapLogistic`, shared), and swapped
+  into the network's inference module in one assignment.
+
+MDM, an SVM, the two-stage decoder and the spiking network are refused, naming the decoder.
 """
 
 from __future__ import annotations
@@ -39,8 +47,8 @@ import numpy as np
 
 from bci_toolkit.errors import OptionError
 
-__all__ = ["AdaptiveLDA", "AdaptiveLogistic", "SupervisedAdapter", "check_can_adapt_supervised",
-           "make_supervised_adapter"]
+__all__ = ["AdaptiveConvNetHead", "AdaptiveLDA", "AdaptiveLogistic", "MapLogistic",
+           "SupervisedAdapter", "check_can_adapt_supervised", "make_supervised_adapter"]
 
 #: Iterations of one logistic-regression re-fit (warm-started: it moves from the weights
 #: of the previous trial, so a few suffice; the bound caps the time of one update).
@@ -96,31 +104,35 @@ class AdaptiveLDA:
         return out
 
 
-class AdaptiveLogistic:
-    """A fitted :class:`~sklearn.linear_model.LogisticRegression` re-fitted, trial by trial,
-    on a bounded rolling set of labelled trials with an L2 pull towards its trained weights.
+class MapLogistic:
+    """A multinomial logistic regression re-fitted, trial by trial, on a bounded rolling set
+    of labelled trials, with an L2 pull towards its trained weights (maximum a posteriori
+    adaptation with a Gaussian prior centred on the trained model).
+
+    Shared by :class:`AdaptiveLogistic` (scikit-learn's logistic regression) and
+    :class:`AdaptiveConvNetHead` (a ConvNet's last layer).
 
     Parameters
     ----------
-    lr : LogisticRegression
-        Fitted. Not modified: :meth:`update` returns a new estimator.
+    w0 : ndarray, shape (n_rows, n_features + 1)
+        Trained weights, intercept last: one row per class, or a single row (class 1
+        against class 0) for scikit-learn's binary model.
+    n_classes : int
     eta : float
         Each older trial's weight shrinks by ``1 - eta`` per new trial.
     prior_weight : float
-        Strength of the pull towards the trained weights (``||W - W0||^2 / 2`` times it;
-        the trained model's own penalty is ``1 / C`` towards zero).
+        Strength of the pull towards the trained weights (``||W - W0||^2 / 2`` times it).
     max_trials : int
         Trials kept; the oldest go first.
     """
 
-    def __init__(self, lr: Any, eta: float, prior_weight: float, max_trials: int) -> None:
-        self.template = lr
+    def __init__(self, w0: np.ndarray, n_classes: int, eta: float, prior_weight: float,
+                 max_trials: int) -> None:
         self.eta = float(eta)
         self.prior_weight = float(prior_weight)
-        self.classes = list(lr.classes_)
-        coef = np.atleast_2d(np.asarray(lr.coef_, dtype=np.float64))
-        self.binary = len(self.classes) == 2 and len(coef) == 1
-        self.w0 = np.hstack([coef, np.asarray(lr.intercept_, dtype=np.float64)[:, None]])
+        self.w0 = np.array(w0, dtype=np.float64)
+        self.binary = n_classes == 2 and len(self.w0) == 1
+        self.n_classes = int(n_classes)
         self.w = self.w0.copy()
         self.trials: deque[tuple[np.ndarray, int]] = deque(maxlen=int(max_trials))
 
@@ -142,18 +154,47 @@ class AdaptiveLogistic:
         grad += self.prior_weight * diff
         return loss, grad.ravel()
 
-    def update(self, x: np.ndarray, label: str) -> Any:
-        """Learn one labelled feature vector; return the updated estimator."""
+    def refit(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Add one trial (features ``x``, class index ``k``) and re-fit; the new weights."""
         from scipy.optimize import minimize
 
-        self.trials.append((np.append(np.asarray(x, dtype=np.float64), 1.0),
-                            self.classes.index(label)))
+        self.trials.append((np.append(np.asarray(x, dtype=np.float64), 1.0), int(k)))
         X = np.stack([t[0] for t in self.trials])
-        Y = np.eye(len(self.classes))[[t[1] for t in self.trials]]
+        Y = np.eye(self.n_classes)[[t[1] for t in self.trials]]
         a = (1.0 - self.eta) ** np.arange(len(X) - 1, -1, -1, dtype=np.float64)
         res = minimize(self._loss, self.w.ravel(), args=(X, Y, a), jac=True,
                        method="L-BFGS-B", options={"maxiter": MAX_ITER})
         self.w = np.asarray(res.x).reshape(self.w0.shape)
+        return self.w
+
+
+class AdaptiveLogistic(MapLogistic):
+    """A fitted :class:`~sklearn.linear_model.LogisticRegression` re-fitted, trial by trial,
+    on a bounded rolling set of labelled trials with an L2 pull towards its trained weights.
+
+    Parameters
+    ----------
+    lr : LogisticRegression
+        Fitted. Not modified: :meth:`update` returns a new estimator.
+    eta : float
+        Each older trial's weight shrinks by ``1 - eta`` per new trial.
+    prior_weight : float
+        Strength of the pull towards the trained weights (``||W - W0||^2 / 2`` times it;
+        the trained model's own penalty is ``1 / C`` towards zero).
+    max_trials : int
+        Trials kept; the oldest go first.
+    """
+
+    def __init__(self, lr: Any, eta: float, prior_weight: float, max_trials: int) -> None:
+        self.template = lr
+        self.classes = list(lr.classes_)
+        coef = np.atleast_2d(np.asarray(lr.coef_, dtype=np.float64))
+        w0 = np.hstack([coef, np.asarray(lr.intercept_, dtype=np.float64)[:, None]])
+        super().__init__(w0, len(self.classes), eta, prior_weight, max_trials)
+
+    def update(self, x: np.ndarray, label: str) -> Any:
+        """Learn one labelled feature vector; return the updated estimator."""
+        self.refit(x, self.classes.index(label))
         return self.estimator()
 
     def estimator(self) -> Any:
@@ -161,6 +202,41 @@ class AdaptiveLogistic:
         out = copy.copy(self.template)
         out.coef_, out.intercept_ = self.w[:, :-1].copy(), self.w[:, -1].copy()
         return out
+
+
+class AdaptiveConvNetHead(MapLogistic):
+    """A fitted ConvNet's last layer re-fitted on labelled windows, the body frozen.
+
+    The last layer is a multinomial logistic regression on the body's features
+    (:class:`~bci_toolkit.decoders.deep.head_adaptation.ConvNetHead`); it is re-fitted as
+    :class:`AdaptiveLogistic` is, around the trained layer.
+
+    Parameters
+    ----------
+    decoder : DeepEpochClassifier
+        Fitted; changed in place by :meth:`install` (give a copy to keep the fitted model).
+    eta, prior_weight, max_trials
+        As :class:`MapLogistic`.
+    """
+
+    def __init__(self, decoder: Any, eta: float, prior_weight: float, max_trials: int) -> None:
+        from bci_toolkit.decoders.deep.head_adaptation import ConvNetHead
+
+        self.net = ConvNetHead(decoder)
+        self.classes = list(decoder.classes_)
+        super().__init__(self.net.weights(), len(self.classes), eta, prior_weight, max_trials)
+
+    def features(self, window: np.ndarray) -> np.ndarray:
+        """The body's features of one window (one forward pass)."""
+        return self.net.features(window)
+
+    def update(self, x: np.ndarray, label: str) -> np.ndarray:
+        """Learn one labelled feature vector; return the new ``[W, b]``."""
+        return self.refit(x, self.classes.index(label)).copy()
+
+    def install(self, w: np.ndarray) -> None:
+        """Swap the layer with weights ``w`` into the decoder's live path."""
+        self.net.install(w)
 
 
 class SupervisedAdapter:
@@ -177,7 +253,8 @@ class SupervisedAdapter:
         Duration of the latest updates (bounded).
     """
 
-    def __init__(self, decoder: Any, head: AdaptiveLDA | AdaptiveLogistic) -> None:
+    def __init__(self, decoder: Any, head: AdaptiveLDA | AdaptiveLogistic | AdaptiveConvNetHead
+                 ) -> None:
         self.decoder = decoder
         self.head = head
         self.n_updates = 0
@@ -185,39 +262,78 @@ class SupervisedAdapter:
 
     @property
     def kind(self) -> str:
+        if isinstance(self.head, AdaptiveConvNetHead):
+            return "last layer"
         return "lda" if isinstance(self.head, AdaptiveLDA) else "logistic"
 
     def features(self, window: np.ndarray) -> np.ndarray:
-        """The decoder's features of one window (the steps before its classifier)."""
+        """The decoder's features of one window (the steps before its classifier, or a
+        ConvNet's body)."""
+        if isinstance(self.head, AdaptiveConvNetHead):
+            return self.head.features(window)
         pipeline = self.decoder.pipeline_
         return np.asarray(pipeline[:-1].transform(np.asarray(window)[None]),
                           dtype=np.float64)[0]
 
-    def learn(self, window: np.ndarray, label: str) -> None:
-        """Update the classifier with one labelled window, then swap it in."""
+    def learn(self, window: np.ndarray, label: str) -> bool:
+        """Update the classifier with one labelled window, then swap it in.
+
+        Returns False, changing nothing, when the window's features are not finite (a
+        ConvNet's float32 body overflows on absurd amplitudes): one such trial would
+        turn every weight into NaN.
+        """
         t0 = time.perf_counter()
-        updated = self.head.update(self.features(window), label)
-        steps = self.decoder.pipeline_.steps
-        steps[-1] = (steps[-1][0], updated)   # one assignment: the swap
+        features = self.features(window)
+        if not np.isfinite(features).all():
+            return False
+        updated = self.head.update(features, label)
+        if isinstance(self.head, AdaptiveConvNetHead):
+            self.head.install(updated)            # one assignment: the swap
+        else:
+            steps = self.decoder.pipeline_.steps
+            steps[-1] = (steps[-1][0], updated)   # one assignment: the swap
         self.n_updates += 1
         self.update_ms.append((time.perf_counter() - t0) * 1000.0)
+        return True
 
 
-def _head(decoder: Any, supervised: Any, name: str) -> AdaptiveLDA | AdaptiveLogistic:
+#: What adapts, and what does not, for the refusal message.
+_CAN_ADAPT = ("supervised adaptation updates an LDA or a logistic regression on the decoder's "
+              "features (csp_lda, ts_lr, and their filter-bank and SSVEP variants) or a "
+              "ConvNet's last layer (shallow_convnet, eegnet, deep4); MDM, SVM, the two-stage "
+              "decoder and the spiking network cannot adapt with labels")
+
+
+def _head(decoder: Any, supervised: Any, name: str
+          ) -> AdaptiveLDA | AdaptiveLogistic | AdaptiveConvNetHead | None:
+    """The adaptive classifier of a fitted decoder (None: an unfitted ConvNet, which can)."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
 
     def refuse(why: str) -> OptionError:
-        return OptionError(
-            f"adaptation.supervised: decoder {name!r} cannot adapt with labels online: {why}; "
-            "supervised adaptation updates an LDA or a logistic regression on the decoder's "
-            "features (csp_lda, ts_lr, and their filter-bank and SSVEP variants)")
+        return OptionError(f"adaptation.supervised: decoder {name!r} cannot adapt with labels "
+                           f"online: {why}; {_CAN_ADAPT}")
 
     pipeline = getattr(decoder, "pipeline_", None)
     steps = getattr(pipeline, "steps", None)
     if not steps:
-        raise refuse("it is not a single fitted scikit-learn pipeline (a ConvNet, the "
-                     "spiking network, a two-stage decoder)")
+        kind = type(decoder).__name__
+        if kind == "SpikingClassifier":
+            raise refuse("the spiking network's readout (a linear layer on its spike "
+                         "counts) is not adapted online")
+        if kind.startswith("TwoStage"):
+            raise refuse("it is a two-stage decoder (control vs rest, then which class)")
+        from bci_toolkit.decoders.deep.estimator import DeepEpochClassifier
+
+        if not isinstance(decoder, DeepEpochClassifier):
+            raise refuse("it is not a single fitted scikit-learn pipeline")
+        if not hasattr(decoder, "module_"):
+            return None                   # checked again once fitted, by the session
+        try:
+            return AdaptiveConvNetHead(decoder, supervised.forgetting, supervised.prior_weight,
+                                       supervised.max_trials)
+        except ValueError as exc:
+            raise refuse(str(exc)) from None
     last = steps[-1][1]
     if type(last) is LinearDiscriminantAnalysis:
         if getattr(last, "covariance_", None) is None:
@@ -227,7 +343,11 @@ def _head(decoder: Any, supervised: Any, name: str) -> AdaptiveLDA | AdaptiveLog
     if type(last) is LogisticRegression:
         return AdaptiveLogistic(last, supervised.forgetting, supervised.prior_weight,
                                 supervised.max_trials)
-    raise refuse(f"its classifier is a {type(last).__name__}")
+    kind = type(last).__name__
+    inner = getattr(last, "estimator", None)     # a calibrated SVM names its SVC
+    if inner is not None:
+        kind = f"{type(inner).__name__} in a {kind}"
+    raise refuse(f"its classifier is a {kind}")
 
 
 def make_supervised_adapter(decoder: Any, supervised: Any, *, name: str) -> SupervisedAdapter:
@@ -244,10 +364,16 @@ def make_supervised_adapter(decoder: Any, supervised: Any, *, name: str) -> Supe
     Raises
     ------
     OptionError
-        The decoder's last step is neither an LDA with a stored covariance nor a logistic
-        regression (MDM, SVM, ConvNets, the spiking network); the message names it.
+        The decoder is not a ConvNet and its last step is neither an LDA with a stored
+        covariance nor a logistic regression (MDM, SVM, the two-stage decoder, the spiking
+        network); the message names it.
     """
-    return SupervisedAdapter(decoder, _head(decoder, supervised, name))
+    head = _head(decoder, supervised, name)
+    if head is None:
+        raise OptionError(f"adaptation.supervised: decoder {name!r} is not fitted")
+    if isinstance(head, AdaptiveConvNetHead):
+        head.net.use_torch_live_path()
+    return SupervisedAdapter(decoder, head)
 
 
 def check_can_adapt_supervised(decoder: Any, spec: Any) -> None:

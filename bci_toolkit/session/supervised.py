@@ -159,7 +159,9 @@ class CueLearner:
             window = online.window(offset)
             if online.adapter is not None:                # as the decoded windows are
                 window = online.adapter.transform(window)
-            self.adapter.learn(window, cue[1])
+            if not self.adapter.learn(window, cue[1]):    # non-finite features: skipped
+                self.counts["bad"] += 1
+                continue
             self.counts["learned"] += 1
             return True
         return False

@@ -1,0 +1,133 @@
+"""Supervised adaptation of a ConvNet's last layer in a live session, over real LSL.
+
+The shipped ShallowConvNet spec (5 training epochs, causal filters) is trained on EEGMMIDB
+S001; a new user, S007 runs R04 and R08 in a row, is replayed over real loopback LSL with
+the recording's cues on a marker stream, into a session with ``adaptation.supervised``
+on and one with it off. With it on, each cue's window updates the network's last layer
+once its samples have arrived (the body stays frozen). Checked: the updates happen, no
+window is decided by a layer that has learned that window's own cue, the first windows
+are decided as without adaptation and the later trials are decided better.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import mne
+import numpy as np
+import pytest
+
+from bci_toolkit.pipeline import Pipeline
+from bci_toolkit.spec import get_spec, parse_spec
+
+CLASSES = ["left", "right"]
+SKIP_TRIALS = 10  # trials scored: every cued trial after the first ten
+
+
+@pytest.fixture(scope="module")
+def convnet_from_another_person(data_dir):
+    """ShallowConvNet trained on S001, supervised adaptation off and on (same weights)."""
+    from bci_toolkit.datasets import get_dataset
+
+    data = get_spec("shallow_convnet").to_dict()
+    data["decoder"]["params"].update(max_epochs=5, min_epochs=1)
+    plain = Pipeline(parse_spec(data, "shallow_convnet-5-epochs"), phase="causal")
+    train = plain.epochs(get_dataset("eegbci", str(data_dir)).load(1, "left_right"), CLASSES)
+    plain.fit(train, classes=CLASSES)
+    data["adaptation"]["supervised"] = {"forgetting": 0.05}
+    learning = Pipeline(parse_spec(data, "shallow_convnet-supervised"), phase="causal")
+    learning.fit(train, classes=CLASSES)   # seeded: the same weights as ``plain``
+    return plain, learning
+
+
+def _replay(model, raw, prefix: str):
+    """``raw`` over loopback LSL at 10x, its cues on a marker stream, into an exhaustive
+    live session; each decision with the number of updates made before it."""
+    from bci_toolkit.session.live import LiveSession, StreamSelector
+    from bci_toolkit.streaming.replay import Replayer
+
+    name = f"bcitest-{prefix}-{uuid.uuid4().hex[:8]}"
+    replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
+                                 dtype="float32")
+    decisions: list = []
+
+    def on_decision(decision) -> None:  # in the decoding thread, as the window is decided
+        learner = session.engine.learner
+        decisions.append((decision, None if learner is None else learner.adapter.n_updates))
+
+    session = LiveSession(model, stream=StreamSelector(name=name), record=None,
+                          markers=StreamSelector(name=replayer.marker_name),
+                          buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
+                          mode="exhaustive", on_decision=on_decision, stall_timeout=5.0,
+                          policy_time="samples")
+    try:
+        session.start()
+        replayer.start()
+        assert replayer.done.wait(120)
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline and not (
+                session.inlet.n_samples >= replayer.n_pushed
+                and session.loop.cursor >= session.inlet.ring.total):
+            time.sleep(0.05)
+        summary = session.stop("replay finished")
+    finally:
+        session.stop("replay finished")
+        replayer.close()
+    return decisions, summary
+
+
+def _at_cues(decisions: list, raw, tmax: float) -> list:
+    """Per cued trial in time order: (label, decision, updates before it) of the window
+    ending where its epoch ends."""
+    sfreq = raw.info["sfreq"]
+    ends = np.array([d.index for d, _ in decisions])
+    out = []
+    for onset, label in zip(raw.annotations.onset, raw.annotations.description, strict=True):
+        if label not in CLASSES:
+            continue
+        target = int(round((onset + tmax) * sfreq)) - raw.first_samp
+        k = int(np.argmin(np.abs(ends - target)))
+        assert abs(ends[k] - target) <= 8
+        out.append((label, *decisions[k]))
+    return out
+
+
+def _log_loss(trials: list) -> float:
+    return float(-np.mean([np.log(max(d.proba[CLASSES.index(label)], 1e-12))
+                           for label, d, _ in trials]))
+
+
+@pytest.mark.slow
+def test_a_convnet_learns_a_new_user_from_cues_over_lsl(convnet_from_another_person, s007):
+    plain, learning = convnet_from_another_person
+    raw = mne.concatenate_raws([r.raw.copy() for r in s007[:2]], verbose="error")
+    head = learning.decoder_._inference_module_.final_layer.conv_classifier.weight.clone()
+    off, off_summary = _replay(plain, raw, "convnet-sup-off")
+    on, on_summary = _replay(learning, raw, "convnet-sup-on")
+    for summary in (off_summary, on_summary):
+        assert summary.n_samples == raw.n_times and summary.dropped_samples == 0
+    sup = on_summary.supervised
+    assert off_summary.supervised is None
+    assert sup["classifier"] == "last layer" and sup["cues"] == 30
+    assert sup["learned"] + sup["dropped"] + sup["missed"] == 30 and sup["learned"] >= 28
+    assert f"supervised adaptation (last layer): {sup['learned']} trials learned" in \
+        on_summary.format()
+    tmax = plain.spec.preprocessing.epoch.tmax
+    trials_on, trials_off = _at_cues(on, raw, tmax), _at_cues(off, raw, tmax)
+    assert len(trials_on) == 30
+    # The j-th cued trial is decided after at most j updates: never by a layer that has
+    # learned its own cue (cues are learned in time order, one per block at most).
+    assert all(n <= j for j, (_, _, n) in enumerate(trials_on))
+    assert trials_on[-1][2] >= 25                     # and later ones by an adapted layer
+    # Before the first update the session decides as the model as trained (its torch
+    # path against onnxruntime's graph: float32 rounding); afterwards it differs.
+    first = next(i for i, (_, n) in enumerate(on) if n > 0)
+    np.testing.assert_allclose([d.proba for d, _ in on[:first]],
+                               [d.proba for d, _ in off[:first]], rtol=0, atol=1e-4)
+    assert np.abs(on[-1][0].proba - off[-1][0].proba).max() > 1e-3
+    # The 20 trials after the first ten: decided better than by the model as trained.
+    assert _log_loss(trials_on[SKIP_TRIALS:]) < _log_loss(trials_off[SKIP_TRIALS:])
+    # The session adapted a copy: the trained model's last layer is unchanged.
+    assert (learning.decoder_._inference_module_.final_layer.conv_classifier.weight
+            == head).all()
