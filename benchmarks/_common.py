@@ -76,3 +76,15 @@ def thread_scheduling(session: Any) -> str:
         else:
             out.append(f"{what} normal, nice {os.getpriority(os.PRIO_PROCESS, tid)}{cpus}")
     return "; ".join(out)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` options (``--set``) as a dict, each value read as YAML (numbers,
+    lists, null...)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key.strip()] = yaml.safe_load(value)
+    return out

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import results_writer, setup_env  # noqa: E402
+from _common import parse_sets, results_writer, setup_env  # noqa: E402
 
 SUBJECTS = "1-10,42,55-63"  # the 20 shared EEGMMIDB left/right subjects
 BEFORE = ("csp_lda", "ts_lr")
@@ -90,16 +90,6 @@ def _subject(dataset: str, subject: int, after: str, budget: float,
     for r in rows:
         r["job_wall_s"] = time.perf_counter() - t0
     return rows
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def _fmt(v: Any, pattern: str = "{:.2f}") -> str:
@@ -188,7 +178,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.n_jobs) as pool:
         futures = {pool.submit(_subject, d, s, args.after, args.max_false_per_min,
-                               _parse_sets(args.set)): (d, s)
+                               parse_sets(args.set)): (d, s)
                    for d, s in jobs}
         for future in as_completed(futures):
             d, s = futures[future]

@@ -32,21 +32,11 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import read_results, results_writer, setup_env  # noqa: E402
+from _common import parse_sets, read_results, results_writer, setup_env  # noqa: E402
 
 #: The 20 EEGMMIDB left/right subjects of the shared data folder.
 SUBJECTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 42, 55, 56, 57, 58, 59, 60, 61, 62, 63]
 CONDITIONS = ("pretrained", "adapted", "finetuned", "calibrated")
-
-
-def _parse_sets(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def _pipeline(name: str, overrides: dict[str, Any]) -> Any:
@@ -129,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
 
     subjects = [int(s) for s in args.subjects.split(",")]
     held_out = [int(s) for s in args.held_out.split(",")] if args.held_out else subjects
-    overrides = _parse_sets(args.set)
+    overrides = parse_sets(args.set)
     pipelines = [_pipeline(name, overrides if name != "ts_lr" else {})
                  for name in args.pipelines.split(",")]
     save = results_writer(args.out)

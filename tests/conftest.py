@@ -108,24 +108,30 @@ def wait_until():
 
 @pytest.fixture
 def replay_into_session():
-    """``replay(model, raw, prefix, adapt=False, markers=False, **session_kwargs) ->
-    (decisions, summary)``: ``raw`` replayed over real loopback LSL at 10x into an
-    exhaustive live session (with ``markers``, its annotations on a marker stream the
-    session reads), drained to its end."""
+    """``replay(model, raw, prefix, adapt=False, markers=False, note=None,
+    **session_kwargs) -> (decisions, summary)``: ``raw`` replayed over real loopback LSL at
+    10x into an exhaustive live session (with ``markers``, its annotations on a marker
+    stream the session reads), drained to its end. ``note(session, decision)``, called in
+    the decoding thread as each window is decided, gives what is kept instead of the
+    decision (e.g. the decision with the session's state at that moment)."""
     from bci_toolkit.session.live import LiveSession, StreamSelector
     from bci_toolkit.streaming.replay import Replayer
 
     def replay(model, raw, prefix: str, *, adapt: bool = False, markers: bool = False,
-               **session_kwargs):
+               note=None, **session_kwargs):
         name = f"bcitest-{prefix}-{uuid.uuid4().hex[:8]}"
         replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
                                      dtype="float32")
         decisions: list = []
+
+        def on_decision(decision) -> None:
+            decisions.append(decision if note is None else note(session, decision))
+
         cues = StreamSelector(name=replayer.marker_name) if markers else None
         session = LiveSession(model, stream=StreamSelector(name=name), record=None,
                               markers=cues, **session_kwargs,
                               buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
-                              mode="exhaustive", on_decision=decisions.append,
+                              mode="exhaustive", on_decision=on_decision,
                               stall_timeout=5.0, policy_time="samples", adapt=adapt)
         try:
             session.start()

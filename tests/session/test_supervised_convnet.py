@@ -11,9 +11,6 @@ are decided as without adaptation and the later trials are decided better.
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import mne
 import numpy as np
 import pytest
@@ -41,40 +38,11 @@ def convnet_from_another_person(data_dir):
     return plain, learning
 
 
-def _replay(model, raw, prefix: str):
-    """``raw`` over loopback LSL at 10x, its cues on a marker stream, into an exhaustive
-    live session; each decision with the number of updates made before it."""
-    from bci_toolkit.session.live import LiveSession, StreamSelector
-    from bci_toolkit.streaming.replay import Replayer
-
-    name = f"bcitest-{prefix}-{uuid.uuid4().hex[:8]}"
-    replayer = Replayer.from_raw(raw, name=name, speed=10.0, wait_for_consumer=15.0,
-                                 dtype="float32")
-    decisions: list = []
-
-    def on_decision(decision) -> None:  # in the decoding thread, as the window is decided
-        learner = session.engine.learner
-        decisions.append((decision, None if learner is None else learner.adapter.n_updates))
-
-    session = LiveSession(model, stream=StreamSelector(name=name), record=None,
-                          markers=StreamSelector(name=replayer.marker_name),
-                          buffer_s=raw.n_times / raw.info["sfreq"] + 10.0, max_lag=None,
-                          mode="exhaustive", on_decision=on_decision, stall_timeout=5.0,
-                          policy_time="samples")
-    try:
-        session.start()
-        replayer.start()
-        assert replayer.done.wait(120)
-        deadline = time.perf_counter() + 60
-        while time.perf_counter() < deadline and not (
-                session.inlet.n_samples >= replayer.n_pushed
-                and session.loop.cursor >= session.inlet.ring.total):
-            time.sleep(0.05)
-        summary = session.stop("replay finished")
-    finally:
-        session.stop("replay finished")
-        replayer.close()
-    return decisions, summary
+def _with_updates(session, decision) -> tuple:
+    """In the decoding thread, as the window is decided: the decision and the number of
+    updates made before it."""
+    learner = session.engine.learner
+    return decision, None if learner is None else learner.adapter.n_updates
 
 
 def _at_cues(decisions: list, raw, tmax: float) -> list:
@@ -99,12 +67,15 @@ def _log_loss(trials: list) -> float:
 
 
 @pytest.mark.slow
-def test_a_convnet_learns_a_new_user_from_cues_over_lsl(convnet_from_another_person, s007):
+def test_a_convnet_learns_a_new_user_from_cues_over_lsl(convnet_from_another_person, s007,
+                                                         replay_into_session):
     plain, learning = convnet_from_another_person
     raw = mne.concatenate_raws([r.raw.copy() for r in s007[:2]], verbose="error")
     head = learning.decoder_._inference_module_.final_layer.conv_classifier.weight.clone()
-    off, off_summary = _replay(plain, raw, "convnet-sup-off")
-    on, on_summary = _replay(learning, raw, "convnet-sup-on")
+    off, off_summary = replay_into_session(plain, raw, "convnet-sup-off", markers=True,
+                                           note=_with_updates)
+    on, on_summary = replay_into_session(learning, raw, "convnet-sup-on", markers=True,
+                                         note=_with_updates)
     for summary in (off_summary, on_summary):
         assert summary.n_samples == raw.n_times and summary.dropped_samples == 0
     sup = on_summary.supervised
