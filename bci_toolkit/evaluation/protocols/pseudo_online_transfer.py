@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from bci_toolkit.pipeline.source import DataSource
     from bci_toolkit.preprocessing.offline import EpochsData
 
-__all__ = ["CONDITIONS", "CURVE_TRIALS", "K_TRIALS", "PseudoOnlineTransfer", "held_out_rows",
-           "transfer_subject"]
+__all__ = ["CONDITIONS", "CURVE_TRIALS", "K_TRIALS", "PseudoOnlineTransfer", "calibrated_alone",
+           "held_out_rows", "transfer_subject"]
 
 #: Cued trials of the new user that condition (c) calibrates on; (a)-(d) are scored after them.
 K_TRIALS = 10
@@ -181,7 +181,7 @@ def transfer_subject(source: DataSource, pipeline: Pipeline, own: EpochsData,
     first = own.subset(~test)
     check_trainable(first.y, f"subject {subject}: first {k_trials} cued trials")
     proba["finetuned"] = _proba(adapt(pretrained, first, others, classes), own, classes)
-    proba["calibrated"] = _leave_one_run_out(pipeline, own, classes)
+    proba["calibrated"] = calibrated_alone(pipeline, own, classes)
     scores = {c: fold_metrics(own.y[test], proba[c][test], list(classes)) for c in CONDITIONS}
     curve_rows = calibration_curve(pipeline, pretrained, own, others, classes, curve)
     folds = [dict(scores["adapted"], fit_time_s=pretrain_s, predict_time_s=stream_s)]
@@ -210,8 +210,9 @@ def _proba(fitted: Pipeline, data: EpochsData, classes: Sequence[str]) -> np.nda
     return out
 
 
-def _leave_one_run_out(pipeline: Pipeline, own: EpochsData, classes: Sequence[str]
-                       ) -> np.ndarray:
+def calibrated_alone(pipeline: Pipeline, own: EpochsData, classes: Sequence[str]
+                     ) -> np.ndarray:
+    """Condition (d): each run's trials decided by the subject's model of its other runs."""
     runs = own.meta["run"].astype(str).to_numpy()
     out = np.full((len(own.y), len(classes)), 1.0 / len(classes))
     for run in np.unique(runs):
