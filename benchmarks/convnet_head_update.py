@@ -1,5 +1,9 @@
 """Cost of one supervised update of a ConvNet's last layer, per cued trial, on 64 channels.
 
+``--pipelines snn`` measures the spiking network's readout the same way (its shipped spec
+already takes every EEG channel; the body's features are one torch simulation of the
+window, and a window decided right after a swap is simulated in full).
+
 For each ConvNet, the shipped spec with every EEG channel (``picks: eeg``: EEGMMIDB's 64
 instead of the 21 sensorimotor ones, to measure the largest window) is trained on S001
 (causal filters, as deployed; ``--epochs`` only, since the update's cost does not depend

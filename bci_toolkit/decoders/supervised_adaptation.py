@@ -32,8 +32,13 @@ updates sees the old classifier or the new one, never half of each.
   (:mod:`bci_toolkit.decoders.deep.head_adaptation`), re-fitted like the logistic
   regression above around the trained layer (:class:`MapLogistic`, shared), and swapped
   into the network's inference module in one assignment.
+* **The spiking network's readout** (``snn``), the body frozen: with a ``membrane`` or
+  ``log_rate`` readout the class scores are linear in the last hidden layer's spike
+  counts (:mod:`bci_toolkit.decoders.spiking.readout_adaptation`); re-fitted by the same
+  :class:`MapLogistic` and swapped into the decoder in one assignment.
 
-MDM, an SVM, the two-stage decoder and the spiking network are refused, naming the decoder.
+MDM, an SVM, the two-stage decoder and a spiking network with a ``count`` readout are
+refused, naming the decoder.
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ import numpy as np
 
 from bci_toolkit.errors import OptionError
 
-__all__ = ["AdaptiveConvNetHead", "AdaptiveLDA", "AdaptiveLogistic", "MapLogistic",
-           "SupervisedAdapter", "check_can_adapt_supervised", "make_supervised_adapter"]
+__all__ = ["AdaptiveConvNetHead", "AdaptiveLDA", "AdaptiveLogistic", "AdaptiveNetworkHead",
+           "AdaptiveSpikingReadout", "MapLogistic", "SupervisedAdapter",
+           "check_can_adapt_supervised", "make_supervised_adapter"]
 
 #: Iterations of one logistic-regression re-fit (warm-started: it moves from the weights
 #: of the previous trial, so a few suffice; the bound caps the time of one update).
@@ -109,8 +115,9 @@ class MapLogistic:
     of labelled trials, with an L2 pull towards its trained weights (maximum a posteriori
     adaptation with a Gaussian prior centred on the trained model).
 
-    Shared by :class:`AdaptiveLogistic` (scikit-learn's logistic regression) and
-    :class:`AdaptiveConvNetHead` (a ConvNet's last layer).
+    Shared by :class:`AdaptiveLogistic` (scikit-learn's logistic regression),
+    :class:`AdaptiveConvNetHead` (a ConvNet's last layer) and
+    :class:`AdaptiveSpikingReadout` (the spiking network's readout).
 
     Parameters
     ----------
@@ -204,26 +211,30 @@ class AdaptiveLogistic(MapLogistic):
         return out
 
 
-class AdaptiveConvNetHead(MapLogistic):
-    """A fitted ConvNet's last layer re-fitted on labelled windows, the body frozen.
+class AdaptiveNetworkHead(MapLogistic):
+    """A fitted network's last linear layer re-fitted on labelled windows, the body frozen.
 
-    The last layer is a multinomial logistic regression on the body's features
-    (:class:`~bci_toolkit.decoders.deep.head_adaptation.ConvNetHead`); it is re-fitted as
-    :class:`AdaptiveLogistic` is, around the trained layer.
+    The layer is a multinomial logistic regression on the body's features (``net``: a
+    :class:`~bci_toolkit.decoders.deep.head_adaptation.ConvNetHead` or a
+    :class:`~bci_toolkit.decoders.spiking.readout_adaptation.SpikingReadoutHead`); it is
+    re-fitted as :class:`AdaptiveLogistic` is, around the trained layer.
 
     Parameters
     ----------
-    decoder : DeepEpochClassifier
-        Fitted; changed in place by :meth:`install` (give a copy to keep the fitted model).
+    net : ConvNetHead | SpikingReadoutHead
+        Its ``weights()``, ``features(window)`` and ``install(w)``.
+    classes : sequence of str
     eta, prior_weight, max_trials
         As :class:`MapLogistic`.
     """
 
-    def __init__(self, decoder: Any, eta: float, prior_weight: float, max_trials: int) -> None:
-        from bci_toolkit.decoders.deep.head_adaptation import ConvNetHead
+    #: What learns, for the session summary.
+    kind = "last layer"
 
-        self.net = ConvNetHead(decoder)
-        self.classes = list(decoder.classes_)
+    def __init__(self, net: Any, classes: Any, eta: float, prior_weight: float,
+                 max_trials: int) -> None:
+        self.net = net
+        self.classes = list(classes)
         super().__init__(self.net.weights(), len(self.classes), eta, prior_weight, max_trials)
 
     def features(self, window: np.ndarray) -> np.ndarray:
@@ -237,6 +248,44 @@ class AdaptiveConvNetHead(MapLogistic):
     def install(self, w: np.ndarray) -> None:
         """Swap the layer with weights ``w`` into the decoder's live path."""
         self.net.install(w)
+
+
+class AdaptiveConvNetHead(AdaptiveNetworkHead):
+    """A fitted ConvNet's last layer re-fitted on labelled windows, the body frozen.
+
+    Parameters
+    ----------
+    decoder : DeepEpochClassifier
+        Fitted; changed in place by :meth:`install` (give a copy to keep the fitted model).
+    eta, prior_weight, max_trials
+        As :class:`MapLogistic`.
+    """
+
+    def __init__(self, decoder: Any, eta: float, prior_weight: float, max_trials: int) -> None:
+        from bci_toolkit.decoders.deep.head_adaptation import ConvNetHead
+
+        super().__init__(ConvNetHead(decoder), decoder.classes_, eta, prior_weight, max_trials)
+
+
+class AdaptiveSpikingReadout(AdaptiveNetworkHead):
+    """A fitted spiking network's readout re-fitted on labelled windows, the body frozen
+    (:class:`~bci_toolkit.decoders.spiking.readout_adaptation.SpikingReadoutHead`).
+
+    Parameters
+    ----------
+    decoder : SpikingClassifier
+        Fitted; changed in place by :meth:`install` (give a copy to keep the fitted model).
+    eta, prior_weight, max_trials
+        As :class:`MapLogistic`.
+    """
+
+    kind = "readout"
+
+    def __init__(self, decoder: Any, eta: float, prior_weight: float, max_trials: int) -> None:
+        from bci_toolkit.decoders.spiking.readout_adaptation import SpikingReadoutHead
+
+        super().__init__(SpikingReadoutHead(decoder), decoder.classes_, eta, prior_weight,
+                         max_trials)
 
 
 class SupervisedAdapter:
@@ -253,7 +302,7 @@ class SupervisedAdapter:
         Duration of the latest updates (bounded).
     """
 
-    def __init__(self, decoder: Any, head: AdaptiveLDA | AdaptiveLogistic | AdaptiveConvNetHead
+    def __init__(self, decoder: Any, head: AdaptiveLDA | AdaptiveLogistic | AdaptiveNetworkHead
                  ) -> None:
         self.decoder = decoder
         self.head = head
@@ -262,14 +311,14 @@ class SupervisedAdapter:
 
     @property
     def kind(self) -> str:
-        if isinstance(self.head, AdaptiveConvNetHead):
-            return "last layer"
+        if isinstance(self.head, AdaptiveNetworkHead):
+            return self.head.kind
         return "lda" if isinstance(self.head, AdaptiveLDA) else "logistic"
 
     def features(self, window: np.ndarray) -> np.ndarray:
         """The decoder's features of one window (the steps before its classifier, or a
-        ConvNet's body)."""
-        if isinstance(self.head, AdaptiveConvNetHead):
+        network's body)."""
+        if isinstance(self.head, AdaptiveNetworkHead):
             return self.head.features(window)
         pipeline = self.decoder.pipeline_
         return np.asarray(pipeline[:-1].transform(np.asarray(window)[None]),
@@ -287,7 +336,7 @@ class SupervisedAdapter:
         if not np.isfinite(features).all():
             return False
         updated = self.head.update(features, label)
-        if isinstance(self.head, AdaptiveConvNetHead):
+        if isinstance(self.head, AdaptiveNetworkHead):
             self.head.install(updated)            # one assignment: the swap
         else:
             steps = self.decoder.pipeline_.steps
@@ -299,14 +348,16 @@ class SupervisedAdapter:
 
 #: What adapts, and what does not, for the refusal message.
 _CAN_ADAPT = ("supervised adaptation updates an LDA or a logistic regression on the decoder's "
-              "features (csp_lda, ts_lr, and their filter-bank and SSVEP variants) or a "
-              "ConvNet's last layer (shallow_convnet, eegnet, deep4); MDM, SVM, the two-stage "
-              "decoder and the spiking network cannot adapt with labels")
+              "features (csp_lda, ts_lr, and their filter-bank and SSVEP variants), a "
+              "ConvNet's last layer (shallow_convnet, eegnet, deep4) or the spiking "
+              "network's membrane or log_rate readout (snn); MDM, SVM, the two-stage decoder "
+              "and a spiking network with a count readout cannot adapt with labels")
 
 
 def _head(decoder: Any, supervised: Any, name: str
-          ) -> AdaptiveLDA | AdaptiveLogistic | AdaptiveConvNetHead | None:
-    """The adaptive classifier of a fitted decoder (None: an unfitted ConvNet, which can)."""
+          ) -> AdaptiveLDA | AdaptiveLogistic | AdaptiveNetworkHead | None:
+    """The adaptive classifier of a fitted decoder (None: an unfitted ConvNet or spiking
+    network, which can)."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
 
@@ -319,8 +370,17 @@ def _head(decoder: Any, supervised: Any, name: str
     if not steps:
         kind = type(decoder).__name__
         if kind == "SpikingClassifier":
-            raise refuse("the spiking network's readout (a linear layer on its spike "
-                         "counts) is not adapted online")
+            if getattr(decoder, "readout", None) == "count":
+                raise refuse(f"its readout {decoder.readout!r} scores windows by the spike "
+                             "counts of output LIF neurons, which are not linear in the "
+                             "network's features")
+            if not hasattr(decoder, "module_"):
+                return None               # checked again once fitted, by the session
+            try:
+                return AdaptiveSpikingReadout(decoder, supervised.forgetting,
+                                              supervised.prior_weight, supervised.max_trials)
+            except ValueError as exc:
+                raise refuse(str(exc)) from None
         if kind.startswith("TwoStage"):
             raise refuse("it is a two-stage decoder (control vs rest, then which class)")
         from bci_toolkit.decoders.deep.estimator import DeepEpochClassifier
@@ -364,9 +424,10 @@ def make_supervised_adapter(decoder: Any, supervised: Any, *, name: str) -> Supe
     Raises
     ------
     OptionError
-        The decoder is not a ConvNet and its last step is neither an LDA with a stored
-        covariance nor a logistic regression (MDM, SVM, the two-stage decoder, the spiking
-        network); the message names it.
+        The decoder is not a ConvNet or a spiking network with a linear readout, and its
+        last step is neither an LDA with a stored covariance nor a logistic regression
+        (MDM, SVM, the two-stage decoder, a spiking network with a ``count`` readout); the
+        message names it.
     """
     head = _head(decoder, supervised, name)
     if head is None:

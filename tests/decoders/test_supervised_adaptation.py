@@ -105,11 +105,13 @@ def test_decoders_that_cannot_adapt_with_labels_are_named(s007):
     with pytest.raises(OptionError, match=r"^adaptation.supervised: decoder 'mdm' cannot "
                                           r"adapt with labels online: its classifier is a MDM"):
         make_supervised_adapter(mdm, SUPERVISED, name="mdm")
-    # The spiking network: refused before anything is trained, saying why; a ConvNet
-    # (its last layer adapts) passes the same check.
+    # A spiking network whose readout is output spike counts: refused before anything is
+    # trained, saying why; the shipped one (a linear readout) and a ConvNet (its last
+    # layer adapts) pass the same check.
     with pytest.raises(OptionError, match=r"decoder 'snn' cannot adapt with labels online: "
-                                          r"the spiking network's readout .* not adapted online"):
-        check_can_adapt_supervised(get_decoder_class("snn")(), get_spec("snn"))
+                                          r"its readout 'count' .* not linear"):
+        check_can_adapt_supervised(get_decoder_class("snn")(readout="count"), get_spec("snn"))
+    check_can_adapt_supervised(get_decoder_class("snn")(), get_spec("snn"))
     check_can_adapt_supervised(get_decoder_class("shallow_convnet")(),
                                get_spec("shallow_convnet"))
     # An LDA fitted without its covariance (an artifact of an older toolkit).

@@ -193,4 +193,6 @@ def test_decoders_that_still_cannot_adapt_are_named_in_one_line(convnets, name, 
     assert message.startswith(f"adaptation.supervised: decoder '{name}' cannot adapt with "
                               f"labels online: {why}") and "\n" not in message
     assert "ConvNet's last layer (shallow_convnet, eegnet, deep4)" in message
-    assert "MDM, SVM, the two-stage decoder and the spiking network cannot adapt" in message
+    assert "the spiking network's membrane or log_rate readout (snn)" in message
+    assert "MDM, SVM, the two-stage decoder and a spiking network with a count readout " \
+        "cannot adapt" in message
