@@ -54,11 +54,24 @@ from bci_toolkit.errors import OptionError
 
 __all__ = ["AdaptiveConvNetHead", "AdaptiveLDA", "AdaptiveLogistic", "AdaptiveNetworkHead",
            "AdaptiveSpikingReadout", "MapLogistic", "SupervisedAdapter",
-           "check_can_adapt_supervised", "make_supervised_adapter"]
+           "check_can_adapt_supervised", "is_linear_softmax", "make_supervised_adapter"]
 
 #: Iterations of one logistic-regression re-fit (warm-started: it moves from the weights
 #: of the previous trial, so a few suffice; the bound caps the time of one update).
 MAX_ITER = 30
+
+
+def is_linear_softmax(features: np.ndarray, w: np.ndarray, proba: np.ndarray,
+                      atol: float) -> bool:
+    """Whether ``proba`` is the softmax of ``features @ W.T + b`` (``w = [W, b]``) to ``atol``.
+
+    A network's last layer can be re-fitted as a logistic regression only if this holds:
+    the heads check it on a probe window before they adapt anything.
+    """
+    from scipy.special import softmax
+
+    scores = np.asarray(features, dtype=np.float64) @ w[:, :-1].T + w[:, -1]
+    return bool(np.allclose(softmax(scores, axis=1), proba, rtol=0.0, atol=atol))
 
 
 class AdaptiveLDA:
@@ -214,16 +227,14 @@ class AdaptiveLogistic(MapLogistic):
 class AdaptiveNetworkHead(MapLogistic):
     """A fitted network's last linear layer re-fitted on labelled windows, the body frozen.
 
-    The layer is a multinomial logistic regression on the body's features (``net``: a
-    :class:`~bci_toolkit.decoders.deep.head_adaptation.ConvNetHead` or a
-    :class:`~bci_toolkit.decoders.spiking.readout_adaptation.SpikingReadoutHead`); it is
-    re-fitted as :class:`AdaptiveLogistic` is, around the trained layer.
+    The layer is a multinomial logistic regression on the body's features (the network's
+    head, :meth:`head_of`); it is re-fitted as :class:`AdaptiveLogistic` is, around the
+    trained layer. Subclasses name the network's head.
 
     Parameters
     ----------
-    net : ConvNetHead | SpikingReadoutHead
-        Its ``weights()``, ``features(window)`` and ``install(w)``.
-    classes : sequence of str
+    decoder : fitted network decoder
+        Changed in place by :meth:`install` (give a copy to keep the fitted model).
     eta, prior_weight, max_trials
         As :class:`MapLogistic`.
     """
@@ -231,11 +242,15 @@ class AdaptiveNetworkHead(MapLogistic):
     #: What learns, for the session summary.
     kind = "last layer"
 
-    def __init__(self, net: Any, classes: Any, eta: float, prior_weight: float,
-                 max_trials: int) -> None:
-        self.net = net
-        self.classes = list(classes)
+    def __init__(self, decoder: Any, eta: float, prior_weight: float, max_trials: int) -> None:
+        self.net = self.head_of(decoder)
+        self.classes = list(decoder.classes_)
         super().__init__(self.net.weights(), len(self.classes), eta, prior_weight, max_trials)
+
+    @staticmethod
+    def head_of(decoder: Any) -> Any:
+        """The decoder's head: its ``weights()``, ``features(window)`` and ``install(w)``."""
+        raise NotImplementedError
 
     def features(self, window: np.ndarray) -> np.ndarray:
         """The body's features of one window (one forward pass)."""
@@ -251,41 +266,26 @@ class AdaptiveNetworkHead(MapLogistic):
 
 
 class AdaptiveConvNetHead(AdaptiveNetworkHead):
-    """A fitted ConvNet's last layer re-fitted on labelled windows, the body frozen.
+    """A ConvNet's last layer (:class:`~bci_toolkit.decoders.deep.head_adaptation.ConvNetHead`)."""
 
-    Parameters
-    ----------
-    decoder : DeepEpochClassifier
-        Fitted; changed in place by :meth:`install` (give a copy to keep the fitted model).
-    eta, prior_weight, max_trials
-        As :class:`MapLogistic`.
-    """
-
-    def __init__(self, decoder: Any, eta: float, prior_weight: float, max_trials: int) -> None:
+    @staticmethod
+    def head_of(decoder: Any) -> Any:
         from bci_toolkit.decoders.deep.head_adaptation import ConvNetHead
 
-        super().__init__(ConvNetHead(decoder), decoder.classes_, eta, prior_weight, max_trials)
+        return ConvNetHead(decoder)
 
 
 class AdaptiveSpikingReadout(AdaptiveNetworkHead):
-    """A fitted spiking network's readout re-fitted on labelled windows, the body frozen
-    (:class:`~bci_toolkit.decoders.spiking.readout_adaptation.SpikingReadoutHead`).
-
-    Parameters
-    ----------
-    decoder : SpikingClassifier
-        Fitted; changed in place by :meth:`install` (give a copy to keep the fitted model).
-    eta, prior_weight, max_trials
-        As :class:`MapLogistic`.
-    """
+    """The spiking network's readout
+    (:class:`~bci_toolkit.decoders.spiking.readout_adaptation.SpikingReadoutHead`)."""
 
     kind = "readout"
 
-    def __init__(self, decoder: Any, eta: float, prior_weight: float, max_trials: int) -> None:
+    @staticmethod
+    def head_of(decoder: Any) -> Any:
         from bci_toolkit.decoders.spiking.readout_adaptation import SpikingReadoutHead
 
-        super().__init__(SpikingReadoutHead(decoder), decoder.classes_, eta, prior_weight,
-                         max_trials)
+        return SpikingReadoutHead(decoder)
 
 
 class SupervisedAdapter:

@@ -124,13 +124,11 @@ class SpikingReadoutHead:
         # Two windows: the batch path, which leaves the live path's sliding state alone.
         probe = np.random.default_rng(0).standard_normal(
             (2, dec.n_features_in_, dec.n_times_)) * 10.0
-        w = self.weights()
-        scores = self._features(probe, live_thresholds=False) @ w[:, :-1].T + w[:, -1]
-        scores -= scores.max(axis=1, keepdims=True)
-        proba = np.exp(scores)
-        proba /= proba.sum(axis=1, keepdims=True)
+        from bci_toolkit.decoders.supervised_adaptation import is_linear_softmax
+
         own = np.asarray(dec.predict_proba(probe), dtype=np.float64)
-        if not np.allclose(proba, own, rtol=0.0, atol=_PROBE_ATOL):
+        features = self._features(probe, live_thresholds=False)
+        if not is_linear_softmax(features, self.weights(), own, _PROBE_ATOL):
             raise ValueError("its output is not the softmax of a linear readout on the "
                              "network's spike counts")
 
