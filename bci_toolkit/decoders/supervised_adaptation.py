@@ -54,24 +54,11 @@ from bci_toolkit.errors import OptionError
 
 __all__ = ["AdaptiveConvNetHead", "AdaptiveLDA", "AdaptiveLogistic", "AdaptiveNetworkHead",
            "AdaptiveSpikingReadout", "MapLogistic", "SupervisedAdapter",
-           "check_can_adapt_supervised", "is_linear_softmax", "make_supervised_adapter"]
+           "check_can_adapt_supervised", "make_supervised_adapter"]
 
 #: Iterations of one logistic-regression re-fit (warm-started: it moves from the weights
 #: of the previous trial, so a few suffice; the bound caps the time of one update).
 MAX_ITER = 30
-
-
-def is_linear_softmax(features: np.ndarray, w: np.ndarray, proba: np.ndarray,
-                      atol: float) -> bool:
-    """Whether ``proba`` is the softmax of ``features @ W.T + b`` (``w = [W, b]``) to ``atol``.
-
-    A network's last layer can be re-fitted as a logistic regression only if this holds:
-    the heads check it on a probe window before they adapt anything.
-    """
-    from scipy.special import softmax
-
-    scores = np.asarray(features, dtype=np.float64) @ w[:, :-1].T + w[:, -1]
-    return bool(np.allclose(softmax(scores, axis=1), proba, rtol=0.0, atol=atol))
 
 
 class AdaptiveLDA:

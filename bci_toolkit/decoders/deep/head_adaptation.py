@@ -125,7 +125,7 @@ class ConvNetHead:
         dec = self.decoder
         probe = np.random.default_rng(0).standard_normal(
             (2, dec.n_features_in_, dec.n_times_)) * 10.0
-        from bci_toolkit.decoders.supervised_adaptation import is_linear_softmax
+        from bci_toolkit.decoders.linear_head import is_linear_softmax
 
         own = np.asarray(dec._predict_batch(probe), dtype=np.float64)
         if not is_linear_softmax(self._features(probe), self.weights(), own, _PROBE_ATOL):

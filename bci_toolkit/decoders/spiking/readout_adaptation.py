@@ -124,7 +124,7 @@ class SpikingReadoutHead:
         # Two windows: the batch path, which leaves the live path's sliding state alone.
         probe = np.random.default_rng(0).standard_normal(
             (2, dec.n_features_in_, dec.n_times_)) * 10.0
-        from bci_toolkit.decoders.supervised_adaptation import is_linear_softmax
+        from bci_toolkit.decoders.linear_head import is_linear_softmax
 
         own = np.asarray(dec.predict_proba(probe), dtype=np.float64)
         features = self._features(probe, live_thresholds=False)
