@@ -83,6 +83,30 @@ def test_running_riemannian_mean_approaches_the_batch_mean(s007_epochs):
     assert distance_riemann(online.mean_, batch) < 0.05 * spread
 
 
+def test_a_reference_with_memory_follows_the_user_as_they_change(s007_epochs, data_dir):
+    """S001's trials, then S007's: a change as large as EEG gets (another head). After 45
+    of S007's trials, the 30-window memory has moved to S007; every-window stays between."""
+    from pyriemann.geometry.distance import distance_riemann
+
+    from bci_toolkit.datasets import get_dataset
+
+    s001 = Pipeline.from_spec("ts_lr", causal=True).epochs(
+        get_dataset("eegbci", str(data_dir)).load(1, "left_right"), CLASSES)
+    stream = np.concatenate([s001.X, s007_epochs.X])
+    forgetting, remembering = OnlineRecentring("riemann", memory=30), OnlineRecentring("riemann")
+    for w in stream:
+        forgetting.update(w)
+        remembering.update(w)
+    now = mean_of(window_covariances(s007_epochs.X[-30:]), "riemann")
+    before = mean_of(window_covariances(s001.X), "riemann")
+    gap = distance_riemann(before, now)
+    followed, stayed = distance_riemann(forgetting.mean_, now), distance_riemann(
+        remembering.mean_, now)
+    assert followed < 0.3 * gap < 0.4 * gap < stayed, (followed / gap, stayed / gap)
+    # The shipped ts_lr re-centres with a 30 s memory when it adapts.
+    assert get_spec("ts_lr").adaptation.memory == 30.0
+
+
 def test_which_models_can_adapt_without_labels(s007_epochs):
     plain = Pipeline.from_spec("ts_lr", causal=True).fit(s007_epochs.subset(
         np.arange(len(s007_epochs.y)) < 30), classes=CLASSES)
