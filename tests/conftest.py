@@ -7,6 +7,7 @@ names and the one-BLAS-thread setting of live decoding.
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +25,13 @@ os.environ.setdefault("MNE_LOGGING_LEVEL", "ERROR")
 # port and fails fast. Tests of the downloader serve real files from a loopback mirror.
 os.environ.setdefault("BCI_EEGBCI_URL", "http://127.0.0.1:9/files/eegmmidb/1.0.0/")
 os.environ.setdefault("BCI_SSVEPEXO_URL", "http://127.0.0.1:9/")
+
+# Tests stop CLI children with SIGINT, as Ctrl-C does. A shell that starts the suite in the
+# background ("make test &") hands it SIGINT ignored, and an ignored signal stays ignored
+# across exec: the children would never see it and never stop. Take the default back, so
+# that each child starts with Python's own Ctrl-C handler.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _shared_data() -> Path | None:
