@@ -82,3 +82,22 @@ def s007(data_dir):
     spec = parse_spec(data, "eegnet_128hz")
     recordings = get_dataset("eegbci", str(data_dir)).load(7, "left_right")
     return epoch_recordings(recordings, spec, ["left", "right"])
+
+
+def _refit_converged(head, w, forgetting: float = 0.05) -> None:
+    """At a MAP re-fit's solution ``w`` the gradient of its objective (weighted log-loss of
+    the learned trials plus the pull to the trained layer) nearly vanishes."""
+    import numpy as np
+
+    X = np.stack([t[0] for t in head.trials])
+    Y = np.eye(len(head.w0))[[t[1] for t in head.trials]]
+    a = (1.0 - forgetting) ** np.arange(len(X) - 1, -1, -1)
+    _, grad = head._loss(w.ravel(), X, Y, a)
+    _, grad0 = head._loss(head.w0.ravel(), X, Y, a)
+    assert np.linalg.norm(grad) < 1e-2 * np.linalg.norm(grad0)
+
+
+@pytest.fixture(scope="session")
+def refit_converged():
+    """``refit_converged(head, w)``: assert ``w`` solves the head's MAP re-fit."""
+    return _refit_converged

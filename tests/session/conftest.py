@@ -45,11 +45,64 @@ def _settled_ends(decisions: list, n_window: int, n_step: int) -> set:
     return out
 
 
+def _note_updates(session, decision) -> tuple:
+    """In the decoding thread, as the window is decided: the decision, the number of
+    supervised updates made before it and the engine's resets (breaks in the stream)."""
+    engine = session.engine
+    learner = engine.learner
+    return (decision, None if learner is None else learner.adapter.n_updates,
+            engine.stats.resets)
+
+
+def _at_cues(decisions: list, raw, tmax: float, classes: list[str]) -> list:
+    """Per cued trial of ``classes`` in time order: (label, decision, updates, resets) of
+    the window ending where its epoch ends (``decisions`` noted by :func:`_note_updates`)."""
+    import numpy as np
+
+    sfreq = raw.info["sfreq"]
+    ends = np.array([d.index for d, _, _ in decisions])
+    out = []
+    for onset, label in zip(raw.annotations.onset, raw.annotations.description, strict=True):
+        if label not in classes:
+            continue
+        target = int(round((onset + tmax) * sfreq)) - raw.first_samp
+        k = int(np.argmin(np.abs(ends - target)))
+        assert abs(ends[k] - target) <= 8
+        out.append((label, *decisions[k]))
+    return out
+
+
+def _same_before_first_update(on, off, on_summary, off_summary, spec, sfreq: float,
+                              atol: float) -> None:
+    """The windows a supervised session decided before its first update equal those of the
+    same model without adaptation, matched by their last sample among the windows no
+    withheld stretch of either stream affects; the last windows differ."""
+    import numpy as np
+
+    n_window = int(round(spec.window_length * sfreq))
+    n_step = int(round(spec.online.step * sfreq))
+    before = {d.index: d.proba for d, n, resets in on if n == 0 and resets == 0}
+    as_trained = {d.index: d.proba for d, _, resets in off if resets == 0}
+    common = sorted(set(before) & set(as_trained) & _settled_ends(on, n_window, n_step)
+                    & _settled_ends(off, n_window, n_step))
+    glitch = on_summary.nonfinite_samples + off_summary.nonfinite_samples
+    info = (f"non-finite samples on {on_summary.nonfinite_samples}, off "
+            f"{off_summary.nonfinite_samples}; {len(common)} windows compared")
+    assert len(common) >= (1 if glitch else 30), info
+    np.testing.assert_allclose([before[i] for i in common], [as_trained[i] for i in common],
+                               rtol=0, atol=atol, err_msg=info)
+    assert np.abs(on[-1][0].proba - off[-1][0].proba).max() > 1e-3
+
+
 @pytest.fixture(scope="session")
-def settled_ends():
-    """``settled_ends(decisions, n_window, n_step) -> set``: the ends of the windows a
-    withheld stretch of the stream no longer affects (compare two sessions on those)."""
-    return _settled_ends
+def supervised_replay():
+    """Helpers of the live supervised-adaptation tests: ``note`` (pass to
+    ``replay_into_session``), ``at_cues(decisions, raw, tmax, classes)`` and
+    ``same_before_first_update(on, off, on_summary, off_summary, spec, sfreq, atol)``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(note=_note_updates, at_cues=_at_cues,
+                           same_before_first_update=_same_before_first_update)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,6 @@ under heavy load the loopback stream has been seen delivering a few non-finite s
 from __future__ import annotations
 
 import mne
-import numpy as np
 import pytest
 
 from bci_toolkit.pipeline import Pipeline
@@ -41,43 +40,18 @@ def snn_from_another_person(data_dir):
     return model.fit(train, classes=CLASSES)
 
 
-def _with_updates(session, decision) -> tuple:
-    """In the decoding thread, as the window is decided: the decision, the number of
-    updates made before it and the engine's resets (breaks in the stream) so far."""
-    engine = session.engine
-    learner = engine.learner
-    return (decision, None if learner is None else learner.adapter.n_updates,
-            engine.stats.resets)
-
-
-def _at_cues(decisions: list, raw, tmax: float) -> list:
-    """Per cued trial in time order: (label, decision, updates before it) of the window
-    ending where its epoch ends."""
-    sfreq = raw.info["sfreq"]
-    ends = np.array([d.index for d, _, _ in decisions])
-    out = []
-    for onset, label in zip(raw.annotations.onset, raw.annotations.description, strict=True):
-        if label not in CLASSES:
-            continue
-        target = int(round((onset + tmax) * sfreq)) - raw.first_samp
-        k = int(np.argmin(np.abs(ends - target)))
-        assert abs(ends[k] - target) <= 8
-        out.append((label, *decisions[k]))
-    return out
-
-
 @pytest.mark.slow
 def test_the_spiking_readout_learns_a_new_user_from_cues_over_lsl(snn_from_another_person,
                                                                   s007, replay_into_session,
-                                                                  settled_ends):
+                                                                  supervised_replay):
     model = snn_from_another_person
     assert not model.spec.adaptation.supervised.enabled      # off unless asked for
     raw = mne.concatenate_raws([r.raw.copy() for r in s007[:2]], verbose="error")
     readout = model.decoder_.module_.readout.weight.clone()
     off, off_summary = replay_into_session(model, raw, "snn-sup-off", markers=True,
-                                           note=_with_updates, supervised=False)
+                                           note=supervised_replay.note, supervised=False)
     on, on_summary = replay_into_session(model, raw, "snn-sup-on", markers=True,
-                                         note=_with_updates, supervised=True)
+                                         note=supervised_replay.note, supervised=True)
     for summary in (off_summary, on_summary):
         assert summary.n_samples == raw.n_times and summary.dropped_samples == 0
     sup = on_summary.supervised
@@ -90,7 +64,7 @@ def test_the_spiking_readout_learns_a_new_user_from_cues_over_lsl(snn_from_anoth
     assert f"supervised adaptation (readout): {sup['learned']} trials learned" in \
         on_summary.format()
     tmax = model.spec.preprocessing.epoch.tmax
-    trials_on, trials_off = _at_cues(on, raw, tmax), _at_cues(off, raw, tmax)
+    trials_on, trials_off = (supervised_replay.at_cues(d, raw, tmax, CLASSES) for d in (on, off))
     assert len(trials_on) == len(trials_off) == 30
     # The j-th cued trial is decided after at most j updates: never by a readout that has
     # learned its own cue (cues are learned in time order, one per block at most).
@@ -104,19 +78,7 @@ def test_the_spiking_readout_learns_a_new_user_from_cues_over_lsl(snn_from_anoth
     # Before the first update the session decides as the model as trained (the same
     # sliding simulation, the same bits); afterwards it does not. Windows are matched by
     # their last sample, among those decided before any break in either stream.
-    sfreq = raw.info["sfreq"]
-    n_window = int(round(model.spec.window_length * sfreq))
-    n_step = int(round(model.spec.online.step * sfreq))
-    before = {d.index: d.proba for d, n, resets in on if n == 0 and resets == 0}
-    plain = {d.index: d.proba for d, _, resets in off if resets == 0}
-    common = sorted(set(before) & set(plain) & settled_ends(on, n_window, n_step)
-                    & settled_ends(off, n_window, n_step))
-    glitch = on_summary.nonfinite_samples + off_summary.nonfinite_samples
-    info = (f"non-finite samples on {on_summary.nonfinite_samples}, off "
-            f"{off_summary.nonfinite_samples}; {len(common)} windows compared")
-    assert len(common) >= (1 if glitch else 30), info
-    np.testing.assert_allclose([before[i] for i in common], [plain[i] for i in common],
-                               rtol=0, atol=1e-6, err_msg=info)
-    assert np.abs(on[-1][0].proba - off[-1][0].proba).max() > 1e-3
+    supervised_replay.same_before_first_update(on, off, on_summary, off_summary, model.spec,
+                                               raw.info["sfreq"], atol=1e-6)
     # The session adapted a copy: the trained model's readout is unchanged.
     assert (model.decoder_.module_.readout.weight == readout).all()
