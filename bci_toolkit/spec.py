@@ -250,8 +250,9 @@ class AdaptationSpec(_Strict):
         "normalisation instead (adapt_normalisation).")
     warmup: float = Field(20.0, ge=0.0, le=600.0, description="Seconds of stream the running "
                           "reference learns from before the policy may emit a command.")
-    memory: float | None = Field(None, gt=0.0, description="Seconds of past windows the running "
-                                 "reference weighs; null: every window since the start.")
+    memory: float | None = Field(None, gt=0.0, le=86400.0, description="Seconds of past "
+                                 "windows the running reference weighs (at most a day); null: "
+                                 "every window since the start.")
     pretrain_C: list[float] | None = Field(
         None, min_length=1, max_length=20, description="With recentre, pre-training on several "
         "people chooses the logistic regression's C among these values, leaving whole people "

@@ -42,6 +42,9 @@ def test_shipped_pipelines_validate():
     ("preprocessing.epoch.tmin", "soon", r"preprocessing.epoch.tmin: .*got 'soon'"),
     ("preprocessing.filter.phase", "backwards", r"preprocessing.filter.phase: .*got 'backwards'"),
     ("policy.threshold", 1.5, r"policy.threshold: "),
+    # An unbounded memory would overflow the window count it becomes (inf windows).
+    ("adaptation.memory", 1e308, r"adaptation.memory: "),
+    ("adaptation.memory", 0.0, r"adaptation.memory: "),
 ])
 def test_invalid_specs_name_the_key(path, value, message):
     with pytest.raises(SpecError, match=message):
