@@ -32,6 +32,13 @@ def setup_env() -> Path:
     return Path(data)
 
 
+def one_blas_thread() -> None:
+    """One BLAS thread per process, as live sessions run (per-window matrices are small),
+    unless the caller's environment says otherwise."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process and its finished children, in MiB."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

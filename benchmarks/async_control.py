@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import parse_sets, results_writer, setup_env  # noqa: E402
+from _common import one_blas_thread, parse_sets, results_writer, setup_env  # noqa: E402
 
 SUBJECTS = "1-10,42,55-63"  # the 20 shared EEGMMIDB left/right subjects
 BEFORE = ("csp_lda", "ts_lr")
@@ -161,9 +161,7 @@ def main() -> None:
                         help="override a key of the after pipeline's spec (dotted, e.g. "
                              "online.window=2.0); the output records the changed name")
     args = parser.parse_args()
-    # One BLAS thread per process, as live sessions run (per-window matrices are small).
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    one_blas_thread()
     setup_env()
     from bci_toolkit.cli._common import parse_int_list
 

@@ -42,10 +42,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import results_writer, setup_env  # noqa: E402
-
-SUBJECTS = "1-10,42,55-63"
-TPR_TARGET, AUC_GATE = 0.6, 0.85
+from _common import one_blas_thread, results_writer, setup_env  # noqa: E402
+from async_control import AUC_GATE, SUBJECTS, TPR_TARGET  # noqa: E402
 
 
 def _shifted(spec: Any, offset: float) -> Any:
@@ -57,13 +55,20 @@ def _shifted(spec: Any, offset: float) -> Any:
 
 
 def _cropped(offsets: list[float]) -> Any:
-    """An ``epochs(pipeline, recordings, classes)`` function cutting every cue at each offset."""
+    """An ``epochs(pipeline, recordings, classes)`` function cutting every cue at each offset.
+
+    The protocol's per-run epoch cache (each run is filtered on its own) cuts each run's
+    crops once for every calibration fold and the final fit.
+    """
+    from bci_toolkit.evaluation.protocols.pseudo_online import _RunEpochs
     from bci_toolkit.pipeline.core import Pipeline
     from bci_toolkit.pipeline.source import concat_epochs
 
+    run_epochs = _RunEpochs()
+
     def epochs(pipeline: Any, recordings: Any, classes: Any) -> Any:
-        parts = [Pipeline(_shifted(pipeline.spec, o), phase=pipeline.phase,
-                          seed=pipeline.seed).epochs(list(recordings), classes)
+        parts = [run_epochs(Pipeline(_shifted(pipeline.spec, o), phase=pipeline.phase,
+                                     seed=pipeline.seed), list(recordings), classes)
                  for o in offsets]
         return parts[0] if len(parts) == 1 else concat_epochs(parts, "crops")
 
@@ -179,8 +184,7 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")  # one BLAS thread per process, as live sessions
+    one_blas_thread()
     setup_env()
     from bci_toolkit.cli._common import parse_int_list
 
