@@ -197,6 +197,12 @@ class PolicySpec(_Strict):
         "training calibrates threshold, dwell and refractory period to; null: keep them as written.")
     hit_within: float = Field(4.0, gt=0.0, le=60.0, description="Seconds after a cue within "
                               "which a correct command counts as a true positive.")
+    attribute_by: Literal["window_centre", "emission"] = Field(
+        "window_centre", description="How a scored command is placed against the cues: at its "
+        "window's centre (the cue its window is about) or at its emission (what the user "
+        "sees: emitted during rest, it is a false activation even when its window is still "
+        "full of imagery). Calibration and evaluation only; a live session emits the same "
+        "commands either way.")
 
 
 class SupervisedAdaptationSpec(_Strict):

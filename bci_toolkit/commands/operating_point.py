@@ -10,16 +10,18 @@ cues within a false-activation budget (:func:`choose_operating_point`) under a
 
 How commands are scored (the pseudo-online protocol uses the same rules)
 -------------------------------------------------------------------------
-Each command is placed at the centre of the window that triggered it.
+Each command is placed at the centre of the window that triggered it (the default,
+``policy.attribute_by: window_centre``: the cue the window is about), or at its emission,
+the end of that window (``emission``: what the user sees).
 
-* A command whose centre lies inside a **control cue** (a cue of any class but the rest
+* A command placed inside a **control cue** (a cue of any class but the rest
   class) belongs to that cue. The first command of a cue is a **hit** when it names the
   cued class and comes (window end) at most ``hit_within`` seconds after the cue onset,
   and a **wrong command** when it names another class; later commands of the same cue
   count as wrong when they name another class.
 * Every other command is a **false activation**: the person was resting (between cues,
   or during a cued rest trial).
-* ``false_per_min`` divides false activations by the rest minutes (window centres outside
+* ``false_per_min`` divides false activations by the rest minutes (positions outside
   every control cue); ``wrong_per_min`` divides wrong commands by the minutes the decoder
   ran; ``tpr`` is hits over control cues; ``median_latency_s`` is the median time from
   cue onset to a hit; ``itr_bits_per_min`` is Wolpaw's information transfer rate with
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from bci_toolkit._checks import _check_option
 from bci_toolkit.commands.policy_replay import fast_commands, policy_commands
 from bci_toolkit.errors import EvaluationError
 from bci_toolkit.spec import PolicySpec
@@ -59,6 +62,10 @@ __all__ = [
     "tradeoff_curve",
     "wolpaw_bits",
 ]
+
+
+#: Where a scored command is placed against the cues (``policy.attribute_by``).
+ATTRIBUTIONS = ("window_centre", "emission")
 
 
 class OperatingPointError(EvaluationError):
@@ -205,8 +212,14 @@ def command_classes(classes: Sequence[str], rest_class: str | None) -> list[str]
 
 def count_commands(cues: RunCues, ends: Sequence[int], labels: Sequence[str], *,
                    rest_class: str | None, hit_within: float,
-                   first_end: int | None = None, last_end: int | None = None) -> AsyncScores:
+                   first_end: int | None = None, last_end: int | None = None,
+                   attribute_by: str = "window_centre") -> AsyncScores:
     """Sort the commands of one run into hits, wrong commands and false activations.
+
+    A command belongs to the control cue that holds its position, else it is a false
+    activation; its first correct command within ``hit_within`` seconds of the cue's onset
+    is a hit, a command naming another class is wrong. Rest time is the decoded span's
+    positions outside every control cue.
 
     Parameters
     ----------
@@ -222,8 +235,15 @@ def count_commands(cues: RunCues, ends: Sequence[int], labels: Sequence[str], *,
     first_end, last_end : int | None
         Window ends of the first and last decoded windows (default: the first full window
         and the end of the run): the span the decoder ran.
+    attribute_by : {"window_centre", "emission"}
+        A command's position: the centre of its window (the cue the window is about; a
+        3-s window's centre lags its end by 1.5 s), or its window's end, when it is
+        emitted (what the user sees).
     """
-    sfreq, half = cues.sfreq, (cues.n_window - 1) // 2
+    _check_option("attribute_by", attribute_by, ATTRIBUTIONS)
+    sfreq = cues.sfreq
+    # Samples from a command's window end back to its position.
+    lag = (cues.n_window - 1) // 2 if attribute_by == "window_centre" else 0
     first_end = cues.n_window - 1 if first_end is None else int(first_end)
     last_end = cues.n_times - 1 if last_end is None else int(last_end)
     control = np.flatnonzero(cues.labels != rest_class) if rest_class is not None \
@@ -232,10 +252,10 @@ def count_commands(cues: RunCues, ends: Sequence[int], labels: Sequence[str], *,
     for j in control:
         a = int(cues.onsets[j])
         owner[max(a, 0):max(a + int(cues.durations[j]), 0)] = j
-    lo, hi = max(0, first_end - half), min(cues.n_times, last_end - half + 1)
-    centres = owner[lo:hi]
+    lo, hi = max(0, first_end - lag), min(cues.n_times, last_end - lag + 1)
+    positions = owner[lo:hi]
     n_command_classes = len(set(cues.labels[control].tolist())) or 2
-    scores = AsyncScores(rest_minutes=float(np.sum(centres < 0)) / sfreq / 60.0,
+    scores = AsyncScores(rest_minutes=float(np.sum(positions < 0)) / sfreq / 60.0,
                          session_minutes=max(0, last_end - first_end + 1) / sfreq / 60.0,
                          n_command_classes=max(2, n_command_classes))
     # Only cues the decoder could answer: their onset lies where it ran.
@@ -245,8 +265,8 @@ def count_commands(cues: RunCues, ends: Sequence[int], labels: Sequence[str], *,
     limit = int(round(hit_within * sfreq))
     for end, label in zip(ends, labels, strict=True):
         scores.n_commands += 1
-        centre = int(end) - half
-        j = int(owner[centre]) if 0 <= centre < cues.n_times else -1
+        position = int(end) - lag
+        j = int(owner[position]) if 0 <= position < cues.n_times else -1
         if j < 0:
             scores.false += 1
             continue
@@ -268,7 +288,7 @@ def score_policy(traces: Sequence[Trace], policy: PolicySpec) -> AsyncScores:
         last = int(trace.ends[-1]) if len(trace.ends) else None
         total = total + count_commands(trace.cues, ends, labels, rest_class=policy.rest_class,
                                        hit_within=policy.hit_within, first_end=first,
-                                       last_end=last)
+                                       last_end=last, attribute_by=policy.attribute_by)
     return total
 
 
@@ -316,6 +336,8 @@ class OperatingPoint:
     #: One-sided Poisson confidence that the chosen policy's own rate on the calibration
     #: data is at most the budget: ``1 - P(N <= n_false | rate = budget)``.
     poisson_confidence: float | None = None
+    #: How commands were placed against the cues (``policy.attribute_by``).
+    attribute_by: str = "window_centre"
 
     def apply(self, policy: PolicySpec) -> PolicySpec:
         """``policy`` with this operating point's threshold, dwell and refractory period."""
@@ -472,7 +494,8 @@ def choose_operating_point(traces: Sequence[Trace], policy: PolicySpec,
         hit_within=cand.hit_within, rest_minutes=rest, n_cues=s.n_cues,
         n_candidates=len(scored), confidence_rule=rule.to_dict(),
         checked_false_per_min=float(upper),
-        poisson_confidence=poisson_confidence(s.false, rest, float(budget)))
+        poisson_confidence=poisson_confidence(s.false, rest, float(budget)),
+        attribute_by=cand.attribute_by)
 
 
 def describe_operating_point(point: OperatingPoint | dict[str, Any]) -> str:

@@ -192,13 +192,14 @@ def score_run(stream: RunStream, raw: Any, trial_onsets: np.ndarray, trial_label
     live = fold_metrics(np.asarray(trial_labels), proba, list(classes))
 
     # Commands against the cues (operating_point.count_commands: the centre of each
-    # command's window places it in a control cue or in rest).
+    # command's window, or its emission, places it in a control cue or in rest).
     trace = stream_trace(stream, raw, classes, decoder_classes, n_window)
     commands = [d for d in stream.decisions if d.command is not None] if commands_enabled \
         else []
     scores = count_commands(trace.cues, [d.index for d in commands],
                             [d.command["class"] for d in commands],
                             rest_class=spec.policy.rest_class, hit_within=spec.policy.hit_within,
+                            attribute_by=spec.policy.attribute_by,
                             first_end=int(ends[0]) if len(ends) else None,
                             last_end=int(ends[-1]) if len(ends) else None)
     latencies = [d.latency_ms for d in stream.decisions]

@@ -66,6 +66,29 @@ def test_commands_are_hits_wrong_or_false_activations():
     assert (late.hits, late.wrong, late.false) == (0, 0, 0)
 
 
+def test_commands_placed_at_emission():
+    """``attribute_by="emission"`` places a command where the user sees it: at its window's
+    end. A fast answer whose window centre is still in rest becomes a hit; a late one,
+    emitted after the cue ended, becomes a false activation."""
+    cues = _cues()
+    ends = [1000 + 50,    # emitted 0.5 s into the left cue (centre in the rest before it)
+            1400 + 50,    # emitted 0.5 s after the left cue ended (centre still in it)
+            3000 + 150]   # emitted 1.5 s into the right cue (centre 0.5 s into it)
+    labels = ["left", "left", "right"]
+    centre = count_commands(cues, ends, labels, rest_class="rest", hit_within=4.0)
+    emission = count_commands(cues, ends, labels, rest_class="rest", hit_within=4.0,
+                              attribute_by="emission")
+    assert (centre.hits, centre.wrong, centre.false) == (1, 0, 1)
+    assert centre.latencies_s == [pytest.approx(1.5)]
+    assert (emission.hits, emission.wrong, emission.false) == (2, 0, 1)
+    assert emission.latencies_s == [pytest.approx(0.5), pytest.approx(1.5)]
+    # Rest is counted on the same positions: window ends from 2 s to 60 s.
+    assert emission.rest_minutes == pytest.approx((5800 - 800) / SFREQ / 60)
+    with pytest.raises(ValueError, match="attribute_by"):
+        count_commands(cues, ends, labels, rest_class="rest", hit_within=4.0,
+                       attribute_by="window_end")
+
+
 def test_wolpaw_bits_and_itr():
     assert wolpaw_bits(2, 1.0) == 1.0 and wolpaw_bits(2, 0.5) == 0.0
     assert wolpaw_bits(4, 0.2) == 0.0
@@ -214,3 +237,28 @@ def test_best_policy_in_hindsight_bounds_what_calibration_chose(s007_traces):
     # A budget of (almost) nothing: only a policy with no false activation qualifies.
     silent = best_in_hindsight([held_out], policy, 1e-9)
     assert silent is None or silent["false_per_min"] == 0.0
+
+
+def test_policy_attribution_reaches_scoring_and_the_operating_point(s007_traces):
+    """``policy.attribute_by`` is what score_policy and the calibration score by."""
+    import pydantic
+
+    calibration, held_out, policy = s007_traces
+    centre = policy.model_copy(update={"threshold": 0.5})
+    emission = centre.model_copy(update={"attribute_by": "emission"})
+    ends, labels = fast_commands(held_out, emission)
+    by_hand = count_commands(held_out.cues, ends, labels, rest_class="rest", hit_within=4.0,
+                             first_end=int(held_out.ends[0]), last_end=int(held_out.ends[-1]),
+                             attribute_by="emission")
+    scored = score_policy([held_out], emission)
+    assert (scored.hits, scored.wrong, scored.false) == (by_hand.hits, by_hand.wrong,
+                                                         by_hand.false)
+    # On real data the two placements disagree about some commands.
+    plain = score_policy([held_out], centre)
+    assert scored.n_commands == plain.n_commands > 0
+    assert (scored.hits, scored.wrong, scored.false) != (plain.hits, plain.wrong, plain.false)
+    point = choose_operating_point(calibration, emission, 10.0)
+    assert point.attribute_by == "emission"
+    assert point.apply(emission).attribute_by == "emission"
+    with pytest.raises(pydantic.ValidationError, match="attribute_by"):
+        PolicySpec(attribute_by="window_end")

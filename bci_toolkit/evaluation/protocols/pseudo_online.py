@@ -16,11 +16,12 @@ Scores, per held-out run, against the run's cues:
   ``offline_accuracy``, so the difference measures train/serve skew of the live path.
 * **commands** emitted by the decision policy, scored as a user feels them
   (:func:`~bci_toolkit.commands.operating_point.count_commands`): a command belongs to the
-  control cue that holds its window's centre; the first command of a cue is a hit when
-  it names the cued class within ``policy.hit_within`` seconds (``tpr`` over all control
-  cues; ``median_cue_to_command_s``), a command naming another class is wrong
-  (``wrong_commands_per_min``); commands whose window centre lies outside every control
-  cue (rest cues included) are **false activations** (``false_activations_per_min`` per
+  control cue that holds its window's centre (or its emission, with
+  ``policy.attribute_by: emission``); the first command of a cue is a hit when it names
+  the cued class within ``policy.hit_within`` seconds (``tpr`` over all control cues;
+  ``median_cue_to_command_s``), a command naming another class is wrong
+  (``wrong_commands_per_min``); commands placed outside every control cue (rest cues
+  included) are **false activations** (``false_activations_per_min`` per
   minute of rest). ``itr_bits_per_min`` is Wolpaw's ITR with P = TPR. ``tradeoff``
   replays each held-out run at every threshold of the calibration grid (the report
   draws it).
