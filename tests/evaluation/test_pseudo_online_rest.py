@@ -122,6 +122,7 @@ def test_bci_evaluate_reports_asynchronous_figures_and_the_tradeoff(data_dir, tm
     assert proc.returncode == 0, proc.stderr
     (row,) = read_results(out).rows
     assert row["held_out_runs"] == ["R04", "R08", "R12"] and row["hit_within_s"] == 4.0
+    assert row["attribute_by"] == "window_centre"
     # Each fold's policy was calibrated on its own training runs, never the held-out one.
     points = row["operating_points"]
     assert len(points) == 3 and all(p["max_false_per_min"] == 1.0 for p in points)
@@ -138,5 +139,7 @@ def test_bci_evaluate_reports_asynchronous_figures_and_the_tradeoff(data_dir, tm
     assert bound["false_per_min"] <= 1.0 and bound["tpr"] >= row["tpr"]
     report = (out / "report.html").read_text()
     assert "TPR, best policy in hindsight" in report
+    assert "Commands placed at their window&#x27;s centre" in report or \
+        "Commands placed at their window's centre" in report
     assert "Trade-off: false activations per minute against TPR" in report
     assert "<polyline" in report and "budget 1/min" in report

@@ -265,6 +265,7 @@ def _row(source: DataSource, pipeline: Pipeline, config: EvaluationConfig, subje
         "false_activations": int(asynchronous.false), "rest_minutes": asynchronous.rest_minutes,
         "false_activations_per_min": figures["false_per_min"],
         "tpr": figures["tpr"], "hit_within_s": spec.policy.hit_within,
+        "attribute_by": spec.policy.attribute_by,
         "wrong_commands_per_min": figures["wrong_per_min"],
         "median_cue_to_command_s": figures["median_latency_s"],
         "itr_bits_per_min": figures["itr_bits_per_min"], "n_control_cues": figures["n_cues"],
@@ -319,6 +320,11 @@ def _tradeoff_svg(rows: list[dict[str, Any]], budget: float | None) -> str:
             f'role="img" aria-label="trade-off curve">{axes}{marker}{lines}</svg>')
 
 
+#: How the report names each ``policy.attribute_by``.
+_PLACEMENT = {"window_centre": "at their window's centre (the cue the window is about)",
+              "emission": "at their emission, their window's end (what the user sees)"}
+
+
 def _report_section(rows: list[dict[str, Any]]) -> tuple[str, str]:
     within = rows[0].get("hit_within_s", 4.0) if rows else 4.0
     parts = ["<p>Each run was held out in turn: the decoder was trained on the subject's "
@@ -329,8 +335,9 @@ def _report_section(rows: list[dict[str, Any]]) -> tuple[str, str]:
              f"<code>{html.escape(str(rows[0]['transport']) if rows else 'file')}</code>). "
              "<em>Trial accuracy</em> takes, for each cue, the live decision of the window "
              "that ends where the offline epoch ends; <em>offline</em> is the same decoder "
-             "on the same epochs. Commands come from the decision policy; a command whose "
-             "window centre lies outside every control cue is a false activation; "
+             "on the same epochs. Commands come from the decision policy; a command placed "
+             "outside every control cue is a false activation (placed at its window's "
+             "centre, or at its emission: each table says which); "
              f"<em>TPR</em> counts cues whose first command is correct within {within:g} s; "
              "ITR is Wolpaw's, an unanswered cue counting as an error. <em>Best policy in "
              "hindsight</em> searches the calibration grid on the held-out runs themselves "
@@ -369,7 +376,9 @@ def _report_section(rows: list[dict[str, Any]]) -> tuple[str, str]:
                  f"<th>{_fmt(mean('wrong_commands_per_min'), '{:.2f}')}</th>"
                  f"<th>{_fmt(mean('median_cue_to_command_s'), '{:.2f}')}</th>"
                  f"<th>{_fmt(mean('itr_bits_per_min'), '{:.2f}')}</th><th></th><th></th></tr>")
-        parts.append(f"<h3>{html.escape(pipeline)}</h3><table>{head}{body}</table>"
+        placed = _PLACEMENT.get(rs[0].get("attribute_by") or "window_centre", "")
+        parts.append(f"<h3>{html.escape(pipeline)}</h3><p>Commands placed {placed}.</p>"
+                     f"<table>{head}{body}</table>"
                      f"<h4>Trade-off: false activations per minute against TPR over "
                      f"thresholds</h4>{_tradeoff_svg(rs, rs[0].get('max_false_per_min'))}")
     return "Pseudo-online vs offline", "".join(parts)
