@@ -508,6 +508,8 @@ def describe_operating_point(point: OperatingPoint | dict[str, Any]) -> str:
             f"{p['rest_minutes']:.1f} min of rest, TPR {p['expected_tpr']:.2f} within "
             f"{p['hit_within']:g} s"
             + (f" (median {latency:.2f} s)" if latency is not None else "")
+            + (", commands placed at their emission"
+               if p.get("attribute_by") == "emission" else "")
             + (f"; budget checked at threshold -{rule['threshold_margin']:g}"
                + (" in every held-out recording" if rule.get("per_recording") else "")
                if (rule := p.get("confidence_rule")) else "")

@@ -259,6 +259,9 @@ def test_policy_attribution_reaches_scoring_and_the_operating_point(s007_traces)
     assert (scored.hits, scored.wrong, scored.false) != (plain.hits, plain.wrong, plain.false)
     point = choose_operating_point(calibration, emission, 10.0)
     assert point.attribute_by == "emission"
+    assert "commands placed at their emission" in describe_operating_point(point)
+    assert "emission" not in describe_operating_point(
+        choose_operating_point(calibration, policy, 10.0))
     assert point.apply(emission).attribute_by == "emission"
     with pytest.raises(pydantic.ValidationError, match="attribute_by"):
         PolicySpec(attribute_by="window_end")
