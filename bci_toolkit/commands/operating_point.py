@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 
@@ -64,8 +64,9 @@ __all__ = [
 ]
 
 
-#: Where a scored command is placed against the cues (``policy.attribute_by``).
-ATTRIBUTIONS = ("window_centre", "emission")
+#: Where a scored command is placed against the cues: the values ``policy.attribute_by``
+#: allows (the spec is the one list).
+ATTRIBUTIONS: tuple[str, ...] = get_args(PolicySpec.model_fields["attribute_by"].annotation)
 
 
 class OperatingPointError(EvaluationError):
