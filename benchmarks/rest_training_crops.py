@@ -7,7 +7,8 @@ two changes to how the decoder is trained, without touching the shipped spec:
 * ``--crops``: each cue is cut at several offsets (seconds after the epoch's start), as
   braindecode's cropped training does, so that the decoder also sees the windows a live
   session decides on before and after the epoch's own window (each crop keeps its cue's
-  label);
+  label; a negative offset cuts before the cue's onset, ``--crops=-1.5,...`` on the
+  command line);
 * ``--C``: the logistic regression's regularisation (crops repeat each trial, which
   weakens a fixed ``C``).
 
